@@ -1,0 +1,62 @@
+# Two commands on a fresh clone: `make up` (run the whole system) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help deps infra topics migrate up down demo test unit test-down schemas lint
+
+help:
+	@echo "make up      start PostgreSQL, Kafka, the five services and a mail catcher"
+	@echo "make demo    run a small campaign on the running system and show the mail"
+	@echo "make down    stop everything make up started"
+	@echo "make test    run the whole test suite (starts its own servers)"
+
+deps:
+	@deploy/bootstrap.sh
+
+infra:
+	@deploy/postgres.sh start
+	@deploy/kafka.sh start
+
+topics: deps infra
+	@source deploy/common.sh && .venv/bin/python -m servicekit.topics
+
+migrate: deps infra
+	@source deploy/common.sh && .venv/bin/python deploy/migrate.py
+
+up: topics migrate
+	@deploy/services.sh start
+	@source deploy/common.sh && echo && \
+	 echo "The system is up." && \
+	 echo "  API gateway    http://127.0.0.1:$${GATEWAY_PORT:-8080}/api/campaigns  (health: /healthz)" && \
+	 echo "  mail received  $$STATE_DIR/mail/new  (SMTP catcher on 127.0.0.1:$${MAILCATCHER_PORT:-1025})" && \
+	 echo "  logs           $$STATE_DIR/logs/" && \
+	 echo "  PostgreSQL     $$DATABASE_URL" && \
+	 echo "  Kafka          $$KAFKA_BOOTSTRAP_SERVERS" && \
+	 echo "Try: make demo"
+
+down:
+	@deploy/services.sh stop
+	@deploy/kafka.sh stop
+	@deploy/postgres.sh stop
+
+demo: deps
+	@source deploy/common.sh && .venv/bin/python deploy/demo.py
+
+test: deps
+	@INSTANCE=test deploy/postgres.sh start
+	@INSTANCE=test deploy/kafka.sh start
+	@.venv/bin/python -m pytest -q
+
+unit: deps
+	@.venv/bin/python -m pytest -q -m "not e2e and not integration" libs services
+
+test-down:
+	@INSTANCE=test deploy/kafka.sh stop
+	@INSTANCE=test deploy/postgres.sh stop
+
+schemas: deps
+	@.venv/bin/python -m contracts.schema docs/schemas
+
+lint: deps
+	@.venv/bin/ruff check .

@@ -1,0 +1,86 @@
+"""Where the real servers of the tests come from, decided once for the whole suite:
+
+1. DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS when set (a server someone runs for us);
+2. testcontainers when a Docker engine answers;
+3. otherwise the project's own deploy scripts, as the `test` instance (.local/test).
+
+Each test then makes its own database and its own topic prefix, so tests never see each
+other's data and can run in any order.
+"""
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from servicekit.topics import ensure_topics
+
+ROOT = Path(__file__).parent
+
+
+def _docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _deploy(script: str) -> None:
+    subprocess.run([str(ROOT / "deploy" / script), "start"], check=True, env={**os.environ, "INSTANCE": "test"})
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+    elif _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        _deploy("postgres.sh")
+        yield "postgresql://campaigns:campaigns@127.0.0.1:55433/campaigns"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+    elif _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
+            yield container.get_bootstrap_server()
+    else:
+        _deploy("kafka.sh")
+        yield "127.0.0.1:59093"
+
+
+@pytest.fixture
+async def database_url(postgres_url):
+    """A database of this test's own, dropped afterwards."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = postgres_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def topic_prefix(kafka_bootstrap):
+    """Topics of this test's own (every topic of the contracts, under a unique prefix)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    await ensure_topics(kafka_bootstrap, prefix)
+    return prefix

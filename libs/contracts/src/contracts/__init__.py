@@ -1,0 +1,1 @@
+"""Shared contracts of the campaign platform (see README.md)."""

@@ -1,0 +1,70 @@
+"""The one place where events become Kafka messages and messages become events."""
+
+import json
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from contracts.events import EVENT_TYPES, ContactChanged, Event
+
+CORRELATION_HEADER = "correlation_id"
+EVENT_TYPE_HEADER = "event_type"
+
+_BY_TOPIC: dict[str, type[Event]] = {event_type.topic: event_type for event_type in EVENT_TYPES}
+
+
+class UndecodableMessage(ValueError):
+    """The bytes on a topic are not the event that topic carries."""
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def event_type_of(topic: str) -> type[Event]:
+    return _BY_TOPIC[topic]
+
+
+def encode(event: Event, correlation_id: str | None = None) -> Message:
+    if isinstance(event, ContactChanged) and event.deleted:
+        value = None  # tombstone: compaction forgets the contact
+    else:
+        value = event.model_dump_json().encode()
+    headers = [(EVENT_TYPE_HEADER, event.topic.encode())]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER, correlation_id.encode()))
+    return Message(event.topic, event.key.encode(), value, headers)
+
+
+def decode(topic: str, key: bytes | None, value: bytes | None) -> Event:
+    event_type = _BY_TOPIC.get(topic)
+    if event_type is None:
+        raise UndecodableMessage(f"no event is carried on topic {topic!r}")
+    try:
+        if value is None:
+            return _tombstone(event_type, key)
+        return event_type.model_validate_json(value)
+    except ValidationError as error:
+        raise UndecodableMessage(_describe(error)) from None
+
+
+def _tombstone(event_type: type[Event], key: bytes | None) -> Event:
+    if event_type is not ContactChanged or key is None:
+        raise UndecodableMessage("message has no value")
+    try:
+        return ContactChanged(contact_id=UUID(key.decode()), deleted=True)
+    except ValueError:
+        raise UndecodableMessage(f"tombstone key {key!r} is not a contact id") from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = [
+        {"path": ".".join(str(part) for part in item["loc"]), "error": item["msg"]}
+        for item in error.errors(include_url=False)
+    ]
+    return json.dumps(problems)

@@ -1,0 +1,33 @@
+"""Enums shared by every service; their values are what travels on the wire."""
+
+from enum import StrEnum
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+class StepType(StrEnum):
+    SEND_EMAIL = "SEND_EMAIL"
+    WAIT = "WAIT"
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED_NO_CONSENT = "skipped_no_consent"
+    DEFERRED = "deferred"
+
+    @property
+    def is_terminal(self) -> bool:
+        """A terminal status ends the send; `deferred` comes back through the scheduler."""
+        return self is not DeliveryStatus.DEFERRED
+
+
+class EngagementKind(StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+    UNSUBSCRIBE = "unsubscribe"

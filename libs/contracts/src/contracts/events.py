@@ -1,0 +1,200 @@
+"""Every event of the system. One topic carries one event type; `codec` maps between them.
+
+Events are frozen and refuse unknown fields: a producer that sends something we do not
+understand gets its message in `<topic>.dlq`, not silently half-read.
+"""
+
+from datetime import UTC, date, datetime, time
+from typing import Any, ClassVar, Literal
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from contracts import topics
+from contracts.enums import CampaignStatus, DeliveryStatus, EngagementKind
+from contracts.steps import EmailContent, Step
+
+_SEND_NAMESPACE = uuid5(NAMESPACE_URL, "urn:campaigns:send")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_id_for(run_id: UUID, contact_id: UUID, step_index: int) -> UUID:
+    """Deterministic: the same run, contact and step always make the same send."""
+    return uuid5(_SEND_NAMESPACE, f"{run_id}:{contact_id}:{step_index}")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: ClassVar[str]
+    key_field: ClassVar[str]
+
+    event_id: UUID = Field(default_factory=uuid4)
+    version: int = 1
+    occurred_at: AwareDatetime = Field(default_factory=now_utc)
+
+    @property
+    def key(self) -> str:
+        return str(getattr(self, self.key_field))
+
+
+class Recipient(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contact_id: UUID
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    timezone: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    def template_fields(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class CampaignActivated(Event):
+    topic = topics.CAMPAIGN_ACTIVATED
+    key_field = "campaign_id"
+    event_type: Literal["campaign.activated"] = "campaign.activated"
+
+    campaign_id: UUID
+    run_id: UUID
+    segment_id: UUID
+    steps: list[Step]
+    start_date: date
+    start_time_of_day: time
+    timezone: str
+    send_in_recipient_timezone: bool = False
+    start_at: AwareDatetime  # step 1 in the campaign's timezone, UTC; now if that was past
+    activated_at: AwareDatetime
+
+
+class SegmentEvaluated(Event):
+    topic = topics.SEGMENT_EVALUATED
+    key_field = "run_id"
+    event_type: Literal["segment.evaluated"] = "segment.evaluated"
+
+    run_id: UUID
+    campaign_id: UUID
+    batch_no: int = Field(ge=0)
+    recipients: list[Recipient]
+    is_last: bool
+    total_matched: int | None = Field(default=None, ge=0)  # on the last batch
+    opted_in_matched: int | None = Field(default=None, ge=0)  # on the last batch
+
+
+class SendDue(Event):
+    topic = topics.SEND_DUE
+    key_field = "contact_id"
+    event_type: Literal["send.due"] = "send.due"
+
+    send_id: UUID
+    campaign_id: UUID
+    run_id: UUID
+    step_index: int = Field(ge=0)
+    recipient: Recipient
+    content: EmailContent
+    due_at: AwareDatetime
+    attempt: int = Field(default=1, ge=1)
+
+    @property
+    def contact_id(self) -> UUID:
+        return self.recipient.contact_id
+
+
+class EmailStatus(Event):
+    topic = topics.EMAIL_STATUS
+    key_field = "campaign_id"
+    event_type: Literal["email.status"] = "email.status"
+
+    send_id: UUID
+    campaign_id: UUID
+    run_id: UUID
+    step_index: int = Field(ge=0)
+    contact_id: UUID
+    status: DeliveryStatus
+    attempt: int = Field(ge=1)
+    smtp_code: int | None = None
+    smtp_message: str | None = None
+    retry_at: AwareDatetime | None = None
+
+
+class CampaignStatusChanged(Event):
+    topic = topics.CAMPAIGN_STATUS
+    key_field = "campaign_id"
+    event_type: Literal["campaign.status"] = "campaign.status"
+
+    campaign_id: UUID
+    run_id: UUID | None = None
+    status: CampaignStatus
+    previous: CampaignStatus
+
+
+class CampaignScheduled(Event):
+    topic = topics.CAMPAIGN_SCHEDULED
+    key_field = "campaign_id"
+    event_type: Literal["campaign.scheduled"] = "campaign.scheduled"
+
+    campaign_id: UUID
+    run_id: UUID
+    recipients: int = Field(ge=0)
+    sends: int = Field(ge=0)
+
+
+class ContactUpserted(Event):
+    """Inbound from other systems: create or update a contact by email."""
+
+    topic = topics.CONTACT_UPSERTED
+    key_field = "email"
+    event_type: Literal["contact.upserted"] = "contact.upserted"
+
+    email: EmailStr
+    first_name: str | None = None
+    last_name: str | None = None
+    timezone: str | None = None
+    marketing_opt_in: bool | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class ContactChanged(Event):
+    """Compacted by contact_id. A deleted contact travels as a tombstone (no value)."""
+
+    topic = topics.CONTACT_CHANGED
+    key_field = "contact_id"
+    event_type: Literal["contact.changed"] = "contact.changed"
+
+    contact_id: UUID
+    email: str | None = None
+    marketing_opt_in: bool = False
+    deleted: bool = False
+
+
+class EmailEngagement(Event):
+    topic = topics.EMAIL_ENGAGEMENT
+    key_field = "campaign_id"
+    event_type: Literal["email.engagement"] = "email.engagement"
+
+    campaign_id: UUID
+    run_id: UUID
+    send_id: UUID
+    contact_id: UUID
+    step_index: int = Field(ge=0)
+    kind: EngagementKind
+    url: str | None = None
+    machine: bool = False  # an open by a prefetching proxy, kept out of engagement figures
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    CampaignActivated,
+    SegmentEvaluated,
+    SendDue,
+    EmailStatus,
+    CampaignStatusChanged,
+    CampaignScheduled,
+    ContactUpserted,
+    ContactChanged,
+    EmailEngagement,
+)

@@ -1,0 +1,76 @@
+"""Flow steps: what a flow is made of, and what a running campaign snapshots."""
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.templates import TemplateError, check_template
+
+# A wait longer than a year is almost surely a typo (seconds for days); refuse it.
+MAX_WAIT = timedelta(days=366)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmailContent(_Strict):
+    """Subject, HTML and text of one email, as sandboxed Jinja2 templates."""
+
+    subject: str = Field(min_length=1, max_length=998)
+    html: str = Field(default="", max_length=1_000_000)
+    text: str = Field(default="", max_length=1_000_000)
+
+    @field_validator("subject", "html", "text")
+    @classmethod
+    def _parses(cls, source: str) -> str:
+        try:
+            check_template(source)
+        except TemplateError as error:
+            raise ValueError(str(error)) from None
+        return source
+
+    @model_validator(mode="after")
+    def _has_a_body(self) -> "EmailContent":
+        if not self.html and not self.text:
+            raise ValueError("an email needs an html or a text body")
+        return self
+
+
+class WaitConfig(_Strict):
+    days: int = Field(default=0, ge=0)
+    hours: int = Field(default=0, ge=0)
+    minutes: int = Field(default=0, ge=0)
+    seconds: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _sane(self) -> "WaitConfig":
+        total = self.elapsed + timedelta(days=self.days)
+        if total <= timedelta(0):
+            raise ValueError("a wait must last longer than zero")
+        if total > MAX_WAIT:
+            raise ValueError(f"a wait may last at most {MAX_WAIT.days} days")
+        return self
+
+    @property
+    def elapsed(self) -> timedelta:
+        """The part of the wait that is elapsed time (days are calendar days, see timeline)."""
+        return timedelta(hours=self.hours, minutes=self.minutes, seconds=self.seconds)
+
+
+class SendEmailStep(_Strict):
+    type: Literal["SEND_EMAIL"]
+    config: EmailContent
+
+
+class WaitStep(_Strict):
+    type: Literal["WAIT"]
+    config: WaitConfig
+
+
+Step = Annotated[SendEmailStep | WaitStep, Field(discriminator="type")]
+
+
+def has_an_email(steps: list[SendEmailStep | WaitStep]) -> bool:
+    return any(isinstance(step, SendEmailStep) for step in steps)

@@ -1,0 +1,84 @@
+from datetime import UTC, date, datetime, time
+from uuid import uuid4
+
+import pytest
+
+from contracts.codec import CORRELATION_HEADER, UndecodableMessage, decode, encode
+from contracts.enums import CampaignStatus, DeliveryStatus
+from contracts.events import (
+    CampaignActivated,
+    CampaignScheduled,
+    CampaignStatusChanged,
+    ContactChanged,
+    ContactUpserted,
+    EmailStatus,
+    Recipient,
+    SegmentEvaluated,
+    SendDue,
+    send_id_for,
+)
+from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+CONTENT = EmailContent(subject="Hi {{ first_name }}", text="Hello")
+RECIPIENT = Recipient(contact_id=uuid4(), email="a@example.com", first_name="Ada", attributes={"plan": "pro"})
+
+
+def examples():
+    run, campaign = uuid4(), uuid4()
+    yield CampaignActivated(
+        campaign_id=campaign, run_id=run, segment_id=uuid4(),
+        steps=[SendEmailStep(type="SEND_EMAIL", config=CONTENT), WaitStep(type="WAIT", config=WaitConfig(days=3))],
+        start_date=date(2026, 3, 1), start_time_of_day=time(9), timezone="Europe/Paris",
+        start_at=NOW, activated_at=NOW,
+    )
+    yield SegmentEvaluated(run_id=run, campaign_id=campaign, batch_no=0, recipients=[RECIPIENT], is_last=True,
+                           total_matched=1, opted_in_matched=1)
+    yield SendDue(send_id=uuid4(), campaign_id=campaign, run_id=run, step_index=0, recipient=RECIPIENT,
+                  content=CONTENT, due_at=NOW)
+    yield EmailStatus(send_id=uuid4(), campaign_id=campaign, run_id=run, step_index=0, contact_id=uuid4(),
+                      status=DeliveryStatus.DEFERRED, attempt=1, smtp_code=451, smtp_message="later", retry_at=NOW)
+    yield CampaignStatusChanged(campaign_id=campaign, status=CampaignStatus.PAUSED, previous=CampaignStatus.ACTIVE)
+    yield CampaignScheduled(campaign_id=campaign, run_id=run, recipients=2, sends=4)
+    yield ContactUpserted(email="b@example.com", marketing_opt_in=True)
+    yield ContactChanged(contact_id=uuid4(), email="c@example.com", marketing_opt_in=True)
+
+
+@pytest.mark.parametrize("event", list(examples()), ids=lambda e: e.topic)
+def test_every_event_survives_a_round_trip(event):
+    message = encode(event, correlation_id="corr-1")
+    assert message.topic == event.topic
+    assert message.key == event.key.encode()
+    assert (CORRELATION_HEADER, b"corr-1") in message.headers
+    assert decode(message.topic, message.key, message.value) == event
+
+
+def test_a_deleted_contact_travels_as_a_tombstone():
+    gone = ContactChanged(contact_id=uuid4(), deleted=True)
+    message = encode(gone)
+    assert message.value is None
+    decoded = decode(message.topic, message.key, None)
+    assert decoded.deleted and decoded.contact_id == gone.contact_id
+
+
+def test_unknown_fields_are_refused_with_their_path():
+    event = CampaignScheduled(campaign_id=uuid4(), run_id=uuid4(), recipients=1, sends=1)
+    tampered = encode(event).value.replace(b'"sends":1', b'"sends":1,"surprise":true')
+    with pytest.raises(UndecodableMessage, match="surprise"):
+        decode(event.topic, None, tampered)
+
+
+def test_garbage_bytes_are_undecodable():
+    with pytest.raises(UndecodableMessage):
+        decode("send.due", b"k", b"{not json")
+
+
+def test_send_ids_are_deterministic_per_run_contact_and_step():
+    run, contact = uuid4(), uuid4()
+    assert send_id_for(run, contact, 0) == send_id_for(run, contact, 0)
+    assert send_id_for(run, contact, 0) != send_id_for(run, contact, 2)
+
+
+def test_a_template_that_does_not_parse_is_refused():
+    with pytest.raises(ValueError, match="does not parse"):
+        EmailContent(subject="Hi {{ first_name", text="x")

@@ -1,0 +1,76 @@
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
+from contracts.timeline import plan_sends, recipient_timezone
+
+EMAIL = SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="s", text="t"))
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def wait(**delay) -> WaitStep:
+    return WaitStep(type="WAIT", config=WaitConfig(**delay))
+
+
+def local(planned, zone):
+    return [p.due_at.astimezone(ZoneInfo(zone)).replace(tzinfo=None) for p in planned]
+
+
+def test_send_wait_three_days_send_goes_on_day_0_and_day_3_at_the_same_local_time():
+    planned = plan_sends([EMAIL, wait(days=3), EMAIL], date(2026, 6, 1), time(9, 30), "Europe/Paris", LONG_AGO)
+    assert [p.step_index for p in planned] == [0, 2]
+    assert local(planned, "Europe/Paris") == [datetime(2026, 6, 1, 9, 30), datetime(2026, 6, 4, 9, 30)]
+    assert planned[0].due_at == datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
+
+
+def test_a_day_wait_keeps_local_time_across_spring_forward_in_europe():
+    # Europe/Paris moves to summer time on 2026-03-29.
+    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 3, 28), time(9), "Europe/Paris", LONG_AGO)
+    assert local(planned, "Europe/Paris") == [datetime(2026, 3, 28, 9), datetime(2026, 3, 29, 9)]
+    assert planned[1].due_at - planned[0].due_at == timedelta(hours=23)
+
+
+def test_a_day_wait_keeps_local_time_across_fall_back_in_america():
+    # America/New_York leaves daylight time on 2026-11-01.
+    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 10, 31), time(9), "America/New_York", LONG_AGO)
+    assert local(planned, "America/New_York") == [datetime(2026, 10, 31, 9), datetime(2026, 11, 1, 9)]
+    assert planned[1].due_at - planned[0].due_at == timedelta(hours=25)
+
+
+def test_a_local_time_that_does_not_exist_moves_forward_by_the_gap():
+    planned = plan_sends([EMAIL], date(2026, 3, 8), time(2, 30), "America/New_York", LONG_AGO)
+    assert local(planned, "America/New_York") == [datetime(2026, 3, 8, 3, 30)]
+
+
+def test_a_local_time_that_exists_twice_is_its_first_occurrence():
+    planned = plan_sends([EMAIL], date(2026, 11, 1), time(1, 30), "America/New_York", LONG_AGO)
+    assert planned[0].due_at == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT, not EST
+
+
+def test_hours_minutes_and_seconds_are_elapsed_time():
+    planned = plan_sends([EMAIL, wait(hours=1, minutes=2, seconds=3), EMAIL], date(2026, 3, 29), time(1, 30),
+                         "Europe/Paris", LONG_AGO)
+    assert planned[1].due_at - planned[0].due_at == timedelta(hours=1, minutes=2, seconds=3)
+
+
+def test_a_start_already_past_means_now_and_later_steps_keep_their_delays():
+    now = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+    planned = plan_sends([EMAIL, wait(seconds=5), EMAIL], date(2026, 6, 1), time(9), "UTC", now)
+    assert [p.due_at for p in planned] == [now, now + timedelta(seconds=5)]
+
+
+def test_recipients_on_both_sides_of_the_date_line_get_their_own_nine_oclock():
+    steps = [EMAIL]
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):  # UTC+14 and UTC-11
+        planned = plan_sends(steps, date(2026, 6, 1), time(9), recipient_timezone("UTC", zone, True), LONG_AGO)
+        assert local(planned, zone) == [datetime(2026, 6, 1, 9)]
+    kiritimati = plan_sends(steps, date(2026, 6, 1), time(9), "Pacific/Kiritimati", LONG_AGO)[0].due_at
+    pago_pago = plan_sends(steps, date(2026, 6, 1), time(9), "Pacific/Pago_Pago", LONG_AGO)[0].due_at
+    assert pago_pago - kiritimati == timedelta(hours=25)
+
+
+def test_an_unknown_or_missing_recipient_zone_falls_back_to_the_campaigns():
+    assert recipient_timezone("Europe/Paris", "Mars/Olympus", True) == "Europe/Paris"
+    assert recipient_timezone("Europe/Paris", None, True) == "Europe/Paris"
+    assert recipient_timezone("Europe/Paris", "Asia/Tokyo", False) == "Europe/Paris"
+    assert recipient_timezone("Europe/Paris", "Asia/Tokyo", True) == "Asia/Tokyo"

@@ -1,0 +1,1 @@
+"""Shared infrastructure of the campaign services (see README.md)."""

@@ -1,0 +1,207 @@
+"""Kafka for every service: the idempotent publisher and the one consumer loop.
+
+The loop: `getmany` with a timeout; each partition's messages handled in order (the
+partitions of one batch concurrently); offsets committed per partition only after the
+handler returned, i.e. after its work is durable; a message that cannot be decoded, or
+whose handler keeps failing, goes to `<topic>.dlq` with the error in its headers, and the
+loop moves on. A rebalance waits for the batch in flight to finish and commit.
+"""
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.structs import TopicPartition
+from contracts.codec import CORRELATION_HEADER, Message, UndecodableMessage, decode, encode
+from contracts.events import Event
+from contracts.topics import dlq_of
+from pydantic import ValidationError
+
+log = structlog.get_logger()
+
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class Rejected(Exception):
+    """A handler's verdict that an event can never be processed: straight to the DLQ."""
+
+
+class Topics:
+    """Maps the contracts' topic names to the broker's, under KAFKA_TOPIC_PREFIX."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def physical(self, topic: str) -> str:
+        return self.prefix + topic
+
+    def logical(self, topic: str) -> str:
+        return topic.removeprefix(self.prefix)
+
+
+class EventPublisher:
+    """Publishes events with an idempotent producer (acks=all)."""
+
+    def __init__(self, producer: AIOKafkaProducer, topics: Topics) -> None:
+        self._producer = producer
+        self._topics = topics
+
+    async def publish(self, event: Event) -> None:
+        await (await self.send(encode(event, correlation_id.get())))
+
+    async def publish_all(self, events: Iterable[Event]) -> None:
+        messages = [encode(event, correlation_id.get()) for event in events]
+        await self.send_all(messages)
+
+    async def send(self, message: Message) -> asyncio.Future:
+        """Queues one message; the returned future resolves when the broker has it."""
+        return await self._producer.send(
+            self._topics.physical(message.topic),
+            value=message.value,
+            key=message.key,
+            headers=message.headers,
+        )
+
+    async def send_all(self, messages: Iterable[Message]) -> None:
+        pending = [await self.send(message) for message in messages]
+        if pending:
+            await asyncio.gather(*pending)
+
+
+def make_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=True,  # implies acks=all
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+@dataclass
+class Subscription:
+    """What one consumer group reacts to: a handler per topic."""
+
+    group: str
+    handlers: dict[str, Handler]
+    max_records: int = 500
+    retries: tuple[float, ...] = (0.2, 1.0, 5.0)  # waits between tries of a failing handler
+    # Called once per partition batch after its handlers ran, before the commit.
+    after_batch: Callable[[], Awaitable[None]] | None = field(default=None)
+
+
+class _FinishInFlight(ConsumerRebalanceListener):
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        async with self._lock:  # waits for the batch in flight to finish and commit
+            pass
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        pass
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        subscription: Subscription,
+        publisher: EventPublisher,
+    ) -> None:
+        self._topics = topics
+        self._subscription = subscription
+        self._publisher = publisher
+        self._lock = asyncio.Lock()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=topics.physical(subscription.group),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=600_000,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        physical = [self._topics.physical(topic) for topic in self._subscription.handlers]
+        self._consumer.subscribe(physical, listener=_FinishInFlight(self._lock))
+        await self._consumer.start()
+        log.info("consumer_started", group=self._subscription.group, topics=physical)
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(
+                    timeout_ms=500, max_records=self._subscription.max_records
+                )
+                if batch:
+                    async with self._lock:
+                        await asyncio.gather(*(self._partition(tp, records) for tp, records in batch.items()))
+        finally:
+            await self._consumer.stop()
+
+    async def _partition(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            await self._one(record)
+        if self._subscription.after_batch is not None:
+            await self._subscription.after_batch()
+        await self._consumer.commit({partition: records[-1].offset + 1})
+
+    async def _one(self, record: ConsumerRecord) -> None:
+        topic = self._topics.logical(record.topic)
+        headers = dict(record.headers or ())
+        token = correlation_id.set((headers.get(CORRELATION_HEADER) or b"").decode() or None)
+        try:
+            with structlog.contextvars.bound_contextvars(topic=topic, offset=record.offset):
+                try:
+                    event = decode(topic, record.key, record.value)
+                except UndecodableMessage as error:
+                    await self._dead_letter(record, topic, f"undecodable: {error}")
+                    return
+                with structlog.contextvars.bound_contextvars(**_ids(event)):
+                    await self._handle(record, topic, event)
+        finally:
+            correlation_id.reset(token)
+
+    async def _handle(self, record: ConsumerRecord, topic: str, event: Event) -> None:
+        handler = self._subscription.handlers[topic]
+        waits = self._subscription.retries
+        for attempt in range(len(waits) + 1):
+            try:
+                await handler(event)
+                return
+            except (Rejected, ValidationError) as error:
+                await self._dead_letter(record, topic, f"rejected: {error}")
+                return
+            except Exception as error:  # infrastructure trouble: try again, then give up
+                if attempt == len(waits):
+                    log.exception("handler_failed", attempts=attempt + 1)
+                    await self._dead_letter(record, topic, f"failed: {error!r}")
+                    return
+                log.warning("handler_retry", attempt=attempt + 1, error=repr(error))
+                await asyncio.sleep(waits[attempt])
+
+    async def _dead_letter(self, record: ConsumerRecord, topic: str, error: str) -> None:
+        log.warning("dead_lettered", error=error[:500])
+        headers = list(record.headers or ()) + [
+            ("dlq.error", error.encode()[:4000]),
+            ("dlq.consumer", self._subscription.group.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+        ]
+        await self._publisher.send_all(
+            [Message(dlq_of(topic), record.key or b"", record.value, headers)]
+        )
+
+
+def _ids(event: Event) -> dict[str, str]:
+    """The ids a log line of this event should carry."""
+    ids = {"event_id": str(event.event_id)}
+    for name in ("campaign_id", "run_id", "send_id"):
+        value = getattr(event, name, None)
+        if value is not None:
+            ids[name] = str(value)
+    return ids

@@ -1,0 +1,1 @@
+"""campaign-api: campaigns, their lifecycle and stats, and the HTTP gateway (see README.md)."""

@@ -1,0 +1,212 @@
+"""Campaigns, their history and their runs' progress in Postgres (schema `campaign_api`).
+
+Every status change takes the campaign's row lock, so of two concurrent requests only
+one can win a transition; the events it implies go to the outbox in the same transaction.
+"""
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+from contracts.enums import CampaignStatus, DeliveryStatus
+from contracts.events import CampaignActivated, CampaignScheduled, CampaignStatusChanged, EmailStatus
+from servicekit import outbox
+
+from campaign_api.domain import (
+    Campaign,
+    CampaignDraft,
+    CampaignNotFound,
+    NotEditable,
+    check_transition,
+)
+
+_COLUMNS = (
+    "id, name, description, segment_id, flow_id, content, start_date, start_time_of_day, timezone,"
+    " send_in_recipient_timezone, status, warnings, run_id, created_at, updated_at, activated_at, completed_at"
+)
+
+
+def _campaign(row: asyncpg.Record) -> Campaign:
+    return Campaign.model_validate(dict(row))
+
+
+def _draft_values(draft: CampaignDraft) -> tuple:
+    content = draft.content.model_dump(mode="json") if draft.content else None
+    return (
+        draft.name, draft.description, draft.segment_id, draft.flow_id, content, draft.start_date,
+        draft.start_time_of_day, draft.timezone, draft.send_in_recipient_timezone,
+    )
+
+
+class CampaignRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def add(self, draft: CampaignDraft, warnings: list[str]) -> Campaign:
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                "INSERT INTO campaigns (id, name, description, segment_id, flow_id, content, start_date,"
+                " start_time_of_day, timezone, send_in_recipient_timezone, warnings)"
+                f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}",
+                uuid4(), *_draft_values(draft), warnings,
+            )
+            await self._history(connection, row["id"], None, CampaignStatus.DRAFT)
+            return _campaign(row)
+
+    async def get(self, campaign_id: UUID) -> Campaign:
+        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM campaigns WHERE id = $1", campaign_id)
+        if row is None:
+            raise CampaignNotFound(campaign_id)
+        return _campaign(row)
+
+    async def page(self, status: CampaignStatus | None, after: tuple | None, limit: int) -> list[Campaign]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM campaigns WHERE ($1::text IS NULL OR status = $1)"
+            " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))"
+            " ORDER BY created_at, id LIMIT $4",
+            status, after[0] if after else None, after[1] if after else None, limit,
+        )
+        return [_campaign(row) for row in rows]
+
+    async def replace(self, campaign_id: UUID, draft: CampaignDraft, warnings: list[str]) -> Campaign:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await self._locked_draft(connection, campaign_id)
+            row = await connection.fetchrow(
+                "UPDATE campaigns SET name = $2, description = $3, segment_id = $4, flow_id = $5, content = $6,"
+                " start_date = $7, start_time_of_day = $8, timezone = $9, send_in_recipient_timezone = $10,"
+                f" warnings = $11, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
+                campaign_id, *_draft_values(draft), warnings,
+            )
+            return _campaign(row)
+
+    async def delete(self, campaign_id: UUID) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await self._locked_draft(connection, campaign_id)
+            await connection.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
+
+    async def _locked(self, connection: asyncpg.Connection, campaign_id: UUID) -> Campaign:
+        row = await connection.fetchrow(f"SELECT {_COLUMNS} FROM campaigns WHERE id = $1 FOR UPDATE", campaign_id)
+        if row is None:
+            raise CampaignNotFound(campaign_id)
+        return _campaign(row)
+
+    async def _locked_draft(self, connection: asyncpg.Connection, campaign_id: UUID) -> Campaign:
+        campaign = await self._locked(connection, campaign_id)
+        if campaign.status is not CampaignStatus.DRAFT:
+            raise NotEditable(campaign.status)
+        return campaign
+
+    async def _history(self, connection, campaign_id: UUID, previous, status) -> None:
+        await connection.execute(
+            "INSERT INTO status_history (campaign_id, previous, status) VALUES ($1, $2, $3)",
+            campaign_id, previous, status,
+        )
+
+    async def _set_status(self, connection, campaign: Campaign, target: CampaignStatus, **stamps) -> Campaign:
+        sets = ", ".join(f"{name} = ${index}" for index, name in enumerate(stamps, start=3))
+        row = await connection.fetchrow(
+            f"UPDATE campaigns SET status = $2, updated_at = now(){', ' + sets if sets else ''}"
+            f" WHERE id = $1 RETURNING {_COLUMNS}",
+            campaign.id, target, *stamps.values(),
+        )
+        await self._history(connection, campaign.id, campaign.status, target)
+        await outbox.add(
+            connection,
+            CampaignStatusChanged(
+                campaign_id=campaign.id, run_id=row["run_id"], status=target, previous=campaign.status
+            ),
+        )
+        return _campaign(row)
+
+    async def activate(self, campaign_id: UUID, steps_of) -> Campaign:
+        """draft -> active: snapshots the steps (`steps_of(campaign)`) into campaign.activated."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            campaign = await self._locked(connection, campaign_id)
+            check_transition(campaign.status, CampaignStatus.ACTIVE)
+            steps = campaign.steps_or_content(await steps_of(campaign))
+            now = datetime.now(UTC)
+            run_id = uuid4()
+            await connection.execute("INSERT INTO runs (run_id, campaign_id) VALUES ($1, $2)", run_id, campaign.id)
+            await outbox.add(
+                connection,
+                CampaignActivated(
+                    campaign_id=campaign.id, run_id=run_id, segment_id=campaign.segment_id, steps=steps,
+                    start_date=campaign.start_date, start_time_of_day=campaign.start_time_of_day,
+                    timezone=campaign.timezone, send_in_recipient_timezone=campaign.send_in_recipient_timezone,
+                    start_at=campaign.plan(steps, now)[0].due_at, activated_at=now,
+                ),
+            )
+            return await self._set_status(connection, campaign, CampaignStatus.ACTIVE, run_id=run_id, activated_at=now)
+
+    async def change_status(self, campaign_id: UUID, target: CampaignStatus) -> Campaign:
+        """Pause, resume, or complete by hand."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            campaign = await self._locked(connection, campaign_id)
+            check_transition(campaign.status, target)
+            if target is CampaignStatus.COMPLETED:
+                return await self._set_status(connection, campaign, target, completed_at=datetime.now(UTC))
+            return await self._set_status(connection, campaign, target)
+
+    async def history(self, campaign_id: UUID) -> list[dict]:
+        rows = await self._pool.fetch(
+            "SELECT previous, status, at FROM status_history WHERE campaign_id = $1 ORDER BY id", campaign_id
+        )
+        return [{"previous": r["previous"], "status": r["status"], "at": r["at"].isoformat()} for r in rows]
+
+    async def record_scheduled(self, event: CampaignScheduled) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE runs SET recipients = $2, expected_sends = $3 WHERE run_id = $1",
+                event.run_id, event.recipients, event.sends,
+            )
+            await self._complete_if_done(connection, event.run_id)
+
+    async def record_outcome(self, event: EmailStatus) -> None:
+        """Keeps each send's latest status; a send turning terminal counts once towards
+        its run, and the run completes the campaign when all its sends have."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            changed = await connection.fetchval(
+                "INSERT INTO send_outcomes (send_id, run_id, campaign_id, step_index, status, attempt)"
+                " VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,"
+                "   updated_at = now()"
+                " WHERE send_outcomes.status = 'deferred' AND send_outcomes.attempt <= EXCLUDED.attempt"
+                " RETURNING true",
+                event.send_id, event.run_id, event.campaign_id, event.step_index, event.status, event.attempt,
+            )
+            if changed and event.status.is_terminal:
+                await connection.execute(
+                    "UPDATE runs SET terminal_sends = terminal_sends + 1 WHERE run_id = $1", event.run_id
+                )
+                await self._complete_if_done(connection, event.run_id)
+
+    async def _complete_if_done(self, connection, run_id: UUID) -> None:
+        row = await connection.fetchrow(
+            "SELECT r.campaign_id FROM runs r JOIN campaigns c ON c.id = r.campaign_id AND c.run_id = r.run_id"
+            " WHERE r.run_id = $1 AND r.expected_sends IS NOT NULL AND r.terminal_sends >= r.expected_sends"
+            " AND c.status = 'active'",
+            run_id,
+        )
+        if row is None:
+            return
+        campaign = await self._locked(connection, row["campaign_id"])
+        if campaign.status is CampaignStatus.ACTIVE:
+            await self._set_status(connection, campaign, CampaignStatus.COMPLETED, completed_at=datetime.now(UTC))
+
+    async def stats(self, campaign_id: UUID) -> dict:
+        campaign = await self.get(campaign_id)
+        run = await self._pool.fetchrow(
+            "SELECT recipients, expected_sends, terminal_sends FROM runs WHERE run_id = $1", campaign.run_id
+        ) if campaign.run_id else None
+        counts = {status.value: 0 for status in DeliveryStatus}
+        for row in await self._pool.fetch(
+            "SELECT status, count(*) AS n FROM send_outcomes WHERE campaign_id = $1 GROUP BY status", campaign_id
+        ):
+            counts[row["status"]] = row["n"]
+        return {
+            "campaign_id": str(campaign_id),
+            "status": campaign.status.value,
+            "targeted": run["recipients"] if run else None,
+            "scheduled": run["expected_sends"] if run else None,
+            **counts,
+        }

@@ -1,0 +1,130 @@
+"""Campaigns and their lifecycle. Pure: the adapters ask it what is allowed."""
+
+from datetime import date, datetime, time
+from uuid import UUID
+
+from contracts.enums import CampaignStatus
+from contracts.steps import EmailContent, SendEmailStep
+from contracts.timeline import PlannedSend, is_known_zone, plan_sends
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Which status may follow which, through PUT /status (completion after execution is the
+# system's, from active; a person completes a paused campaign).
+TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    CampaignStatus.DRAFT: frozenset({CampaignStatus.ACTIVE}),
+    CampaignStatus.ACTIVE: frozenset({CampaignStatus.PAUSED}),
+    CampaignStatus.PAUSED: frozenset({CampaignStatus.ACTIVE, CampaignStatus.COMPLETED}),
+    CampaignStatus.COMPLETED: frozenset(),
+}
+
+
+class CampaignNotFound(LookupError):
+    pass
+
+
+class SegmentNotFound(LookupError):
+    pass
+
+
+class UpstreamUnavailable(RuntimeError):
+    """segment-svc or flow-engine did not answer."""
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: CampaignStatus, target: CampaignStatus) -> None:
+        super().__init__(f"cannot go from {current} to {target}")
+        self.current, self.target = current, target
+
+    @property
+    def allowed(self) -> list[str]:
+        return sorted(TRANSITIONS[self.current])
+
+
+class NotEditable(Exception):
+    def __init__(self, current: CampaignStatus) -> None:
+        super().__init__(f"only drafts can be changed; this campaign is {current}")
+        self.current = current
+
+
+class NothingToSend(ValueError):
+    """A campaign with neither a flow nor content cannot be activated."""
+
+
+def check_transition(current: CampaignStatus, target: CampaignStatus) -> None:
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(current, target)
+
+
+class CampaignDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    segment_id: UUID
+    flow_id: UUID | None = None
+    content: EmailContent | None = None
+    start_date: date
+    start_time_of_day: time = Field(description="HH:MM")
+    timezone: str = "UTC"
+    send_in_recipient_timezone: bool = False
+
+    @field_validator("start_time_of_day", mode="before")
+    @classmethod
+    def _hh_mm(cls, value):
+        if isinstance(value, str):
+            try:
+                return time.fromisoformat(value)
+            except ValueError:
+                raise ValueError("use HH:MM, e.g. 09:30") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if not is_known_zone(value):
+            raise ValueError(f"{value!r} is not an IANA timezone (e.g. Europe/Paris)")
+        return value
+
+
+class CampaignPatch(BaseModel):
+    """PATCH: the fields sent replace the draft's; the result is validated as a draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    description: str | None = None
+    segment_id: UUID | None = None
+    flow_id: UUID | None = None
+    content: EmailContent | None = None
+    start_date: date | None = None
+    start_time_of_day: str | None = None
+    timezone: str | None = None
+    send_in_recipient_timezone: bool | None = None
+
+
+class Campaign(CampaignDraft):
+    id: UUID
+    status: CampaignStatus
+    warnings: list[str] = Field(default_factory=list)
+    run_id: UUID | None = None
+    created_at: datetime
+    updated_at: datetime
+    activated_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    def steps_or_content(self, flow_steps: list | None) -> list:
+        """What activation snapshots: the flow's steps, else one email of the content."""
+        if flow_steps:
+            return flow_steps
+        if self.content is not None:
+            return [SendEmailStep(type="SEND_EMAIL", config=self.content)]
+        raise NothingToSend("the campaign has neither a flow nor content")
+
+    def plan(self, steps: list, now: datetime) -> list[PlannedSend]:
+        return plan_sends(steps, self.start_date, self.start_time_of_day, self.timezone, now)
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: CampaignStatus

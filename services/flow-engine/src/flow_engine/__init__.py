@@ -1,0 +1,1 @@
+"""flow-engine: flows and their steps (see README.md)."""

@@ -1,0 +1,69 @@
+"""Wires the mailer together: health endpoint, SMTP pool, consumer loops, outbox relay."""
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+from contracts import topics
+from servicekit import resources
+from servicekit.http import health_route, problem_middleware
+from servicekit.kafka import ConsumerLoop, Subscription, Topics
+from servicekit.outbox import OutboxRelay
+
+from mailer import handlers
+from mailer.adapters.postgres import ConsentCache, Ledger
+from mailer.adapters.smtp import SmtpPool
+from mailer.domain import RetryPolicy
+from mailer.settings import Settings
+
+LEDGER = web.AppKey("ledger", Ledger)
+SMTP = web.AppKey("smtp", SmtpPool)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware({})])
+    app.cleanup_ctx.append(
+        resources.postgres(settings, "mailer", Path(__file__).parent / "migrations", with_outbox=True)
+    )
+    app.cleanup_ctx.append(resources.kafka_publisher(settings))
+
+    async def delivery(app: web.Application):
+        app[LEDGER] = Ledger(app[resources.POOL])
+        app[SMTP] = SmtpPool(settings)
+        yield
+        await app[SMTP].close()
+
+    async def counts() -> dict:
+        return {"resent_after_crash": await app[LEDGER].resent_after_crash()}
+
+    app.cleanup_ctx.append(delivery)
+    app.add_routes([health_route(counts)])
+    return app
+
+
+def background(app: web.Application, settings: Settings):
+    def tasks(stop: asyncio.Event):
+        pool, publisher = app[resources.POOL], app[resources.PUBLISHER]
+        consent = ConsentCache(pool)
+        policy = RetryPolicy(
+            settings.smtp_retry_initial_seconds, settings.smtp_retry_max_seconds, settings.smtp_retry_lifetime_seconds
+        )
+
+        async def on_send_due(event):
+            await handlers.deliver(event, app[LEDGER], consent, app[SMTP], settings, policy)
+
+        async def on_contact_changed(event):
+            await handlers.remember_consent(event, consent)
+
+        names = Topics(settings.kafka_topic_prefix)
+        # Two groups: the consent cache reads contact.changed from its start (it is compacted)
+        # without waiting behind a long send.due backlog.
+        sends = Subscription("mailer", {topics.SEND_DUE: on_send_due})
+        consents = Subscription("mailer-consent", {topics.CONTACT_CHANGED: on_contact_changed})
+        return [
+            ConsumerLoop(settings.kafka_bootstrap_servers, names, sends, publisher).run(stop),
+            ConsumerLoop(settings.kafka_bootstrap_servers, names, consents, publisher).run(stop),
+            OutboxRelay(pool, publisher).run(stop),
+        ]
+
+    return tasks

@@ -1,0 +1,57 @@
+"""What the mailer decides, without I/O: consent, outcomes of SMTP answers, retry times."""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from contracts.enums import DeliveryStatus
+
+
+@dataclass(frozen=True)
+class Consent:
+    marketing_opt_in: bool
+    deleted: bool = False
+
+    @property
+    def allows_marketing(self) -> bool:
+        return self.marketing_opt_in and not self.deleted
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: DeliveryStatus
+    smtp_code: int | None = None
+    smtp_message: str | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_seconds: float = 300
+    max_seconds: float = 3600
+    lifetime_seconds: float = 259200
+
+    def retry_at(self, attempt: int, first_attempt_at: datetime, now: datetime, rng: random.Random) -> datetime | None:
+        """When to try again after `attempt` failed, or None when the lifetime is spent.
+
+        Exponential backoff capped at max, with jitter in [50%, 100%] of the delay so that
+        a domain's deferred sends do not all come back in the same second."""
+        delay = min(self.initial_seconds * 2 ** (attempt - 1), self.max_seconds)
+        at = now + timedelta(seconds=delay * rng.uniform(0.5, 1.0))
+        if at > first_attempt_at + timedelta(seconds=self.lifetime_seconds):
+            return None
+        return at
+
+
+def classify(code: int | None, message: str | None, policy: RetryPolicy, attempt: int,
+             first_attempt_at: datetime, now: datetime, rng: random.Random) -> Outcome:
+    """2xx sent; 5xx failed for good; 4xx or no answer (code None) deferred, until the
+    lifetime is spent, then failed."""
+    if code is not None and 200 <= code < 300:
+        return Outcome(DeliveryStatus.SENT, code, message)
+    if code is not None and code >= 500:
+        return Outcome(DeliveryStatus.FAILED, code, message)
+    retry_at = policy.retry_at(attempt, first_attempt_at, now, rng)
+    if retry_at is None:
+        return Outcome(DeliveryStatus.FAILED, code, f"gave up after {attempt} attempts: {message}")
+    return Outcome(DeliveryStatus.DEFERRED, code, message, retry_at)

@@ -1,0 +1,1 @@
+"""scheduler: scheduled sends, the one durable timer of the system (see README.md)."""

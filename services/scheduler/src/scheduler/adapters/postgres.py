@@ -1,0 +1,140 @@
+"""Runs, recipients and sends in Postgres (schema `scheduler`)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from contracts.events import Recipient, SegmentEvaluated
+
+from scheduler.domain import Run, schedule_recipient
+
+_RUN = (
+    "run_id, campaign_id, steps, start_date, start_time_of_day, timezone,"
+    " send_in_recipient_timezone, activated_at"
+)
+
+
+class SendStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def locked(self, run_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction holding the run's lock: activation and recipient batches of one run,
+        from any scheduler instance, are recorded one at a time and see each other."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"run:{run_id}")
+            yield connection
+
+    async def save_run(self, connection: asyncpg.Connection, run: Run) -> None:
+        await connection.execute(
+            f"INSERT INTO runs ({_RUN}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id) DO NOTHING",
+            run.run_id, run.campaign_id, run.steps_json(), run.start_date, run.start_time_of_day,
+            run.timezone, run.send_in_recipient_timezone, run.activated_at,
+        )
+
+    async def load_run(self, connection: asyncpg.Connection, run_id: UUID) -> Run | None:
+        row = await connection.fetchrow(f"SELECT {_RUN} FROM runs WHERE run_id = $1", run_id)
+        return Run.from_row(row) if row else None
+
+    async def save_batch(self, connection: asyncpg.Connection, event: SegmentEvaluated) -> bool:
+        """Stores the batch's recipients; False when this batch was stored before."""
+        new = await connection.fetchval(
+            "INSERT INTO evaluated_batches (run_id, batch_no, is_last) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            event.run_id, event.batch_no, event.is_last,
+        )
+        if not new:
+            return False
+        await connection.executemany(
+            "INSERT INTO run_recipients (run_id, contact_id, recipient) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
+            [(event.run_id, r.contact_id, r.model_dump(mode="json")) for r in event.recipients],
+        )
+        return True
+
+    async def plan_waiting(self, connection: asyncpg.Connection, run: Run) -> int:
+        """Turns the run's unplanned recipients into sends; returns how many sends."""
+        rows = await connection.fetch(
+            "UPDATE run_recipients SET planned = true WHERE run_id = $1 AND NOT planned RETURNING recipient",
+            run.run_id,
+        )
+        sends = [
+            (s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at)
+            for row in rows
+            for s in schedule_recipient(run, Recipient.model_validate(row["recipient"]))
+        ]
+        await connection.executemany(
+            "INSERT INTO sends (send_id, run_id, campaign_id, contact_id, step_index, due_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            sends,
+        )
+        return len(sends)
+
+    async def scheduling_totals(self, connection: asyncpg.Connection, run_id: UUID) -> tuple[int, int] | None:
+        """(recipients, sends) once every batch of the run is planned and not yet announced."""
+        complete = await connection.fetchval(
+            "SELECT NOT r.scheduled_published AND EXISTS (SELECT 1 FROM evaluated_batches l"
+            "   WHERE l.run_id = r.run_id AND l.is_last"
+            "   AND (SELECT count(*) FROM evaluated_batches b WHERE b.run_id = r.run_id) = l.batch_no + 1)"
+            " FROM runs r WHERE r.run_id = $1",
+            run_id,
+        )
+        if not complete:
+            return None
+        await connection.execute("UPDATE runs SET scheduled_published = true WHERE run_id = $1", run_id)
+        recipients = await connection.fetchval("SELECT count(*) FROM run_recipients WHERE run_id = $1", run_id)
+        sends = await connection.fetchval("SELECT count(*) FROM sends WHERE run_id = $1", run_id)
+        return recipients, sends
+
+    async def set_state(self, campaign_id: UUID, state: str) -> int:
+        """Pauses, resumes or completes the campaign's runs; completing cancels what is
+        still pending and returns how many sends that cancelled."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE runs SET state = $2 WHERE campaign_id = $1 AND state <> 'completed'", campaign_id, state
+            )
+            if state != "completed":
+                return 0
+            status = await connection.execute(
+                "UPDATE sends SET state = 'cancelled' WHERE campaign_id = $1 AND state = 'pending'", campaign_id
+            )
+            return int(status.split()[-1])
+
+    async def retry(self, send_id: UUID, attempt: int, retry_at: datetime) -> None:
+        """The same send due again; once only, however often the deferral is redelivered."""
+        await self.pool.execute(
+            "UPDATE sends SET state = 'pending', due_at = $3, attempt = $2 + 1"
+            " WHERE send_id = $1 AND attempt = $2 AND state = 'emitted'",
+            send_id, attempt, retry_at,
+        )
+
+    async def finish(self, send_id: UUID) -> None:
+        await self.pool.execute("UPDATE sends SET state = 'done' WHERE send_id = $1 AND state = 'emitted'", send_id)
+
+    async def claim_due(self, connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+        """Locks up to `limit` due sends of active runs; other instances skip them."""
+        return await connection.fetch(
+            "SELECT s.send_id, s.run_id, s.campaign_id, s.step_index, s.due_at, s.attempt, r.recipient"
+            " FROM sends s"
+            " JOIN runs ru ON ru.run_id = s.run_id AND ru.state = 'active'"
+            " JOIN run_recipients r ON r.run_id = s.run_id AND r.contact_id = s.contact_id"
+            " WHERE s.state = 'pending' AND s.due_at <= now()"
+            " ORDER BY s.due_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
+            limit,
+        )
+
+    async def mark_emitted(self, connection: asyncpg.Connection, send_ids: list[UUID]) -> None:
+        await connection.execute(
+            "UPDATE sends SET state = 'emitted', emitted_at = now() WHERE send_id = ANY($1::uuid[])", send_ids
+        )
+
+    async def lag_seconds(self) -> float:
+        """How late the oldest due, unemitted send of an active run is."""
+        return await self.pool.fetchval(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(s.due_at)), 0)::float8 FROM sends s"
+            " JOIN runs ru ON ru.run_id = s.run_id AND ru.state = 'active'"
+            " WHERE s.state = 'pending' AND s.due_at <= now()"
+        )

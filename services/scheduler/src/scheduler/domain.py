@@ -1,0 +1,64 @@
+"""What the scheduler decides, without the database: which sends a recipient gets."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from uuid import UUID
+
+from contracts.events import CampaignActivated, Recipient, send_id_for
+from contracts.steps import SendEmailStep, Step
+from contracts.timeline import plan_sends, recipient_timezone
+from pydantic import TypeAdapter
+
+_STEPS = TypeAdapter(list[Step])
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: UUID
+    campaign_id: UUID
+    steps: list
+    start_date: date
+    start_time_of_day: time
+    timezone: str
+    send_in_recipient_timezone: bool
+    activated_at: datetime
+
+    @classmethod
+    def from_event(cls, event: CampaignActivated) -> "Run":
+        return cls(
+            event.run_id, event.campaign_id, list(event.steps), event.start_date,
+            event.start_time_of_day, event.timezone, event.send_in_recipient_timezone, event.activated_at,
+        )
+
+    @classmethod
+    def from_row(cls, row) -> "Run":
+        fields = dict(row)
+        fields["steps"] = _STEPS.validate_python(fields["steps"])
+        return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
+
+    def steps_json(self) -> list:
+        return _STEPS.dump_python(self.steps, mode="json")
+
+    def email_step(self, index: int) -> SendEmailStep:
+        return self.steps[index]
+
+
+@dataclass(frozen=True)
+class ScheduledSend:
+    send_id: UUID
+    run_id: UUID
+    campaign_id: UUID
+    contact_id: UUID
+    step_index: int
+    due_at: datetime
+
+
+def schedule_recipient(run: Run, recipient: Recipient) -> list[ScheduledSend]:
+    zone = recipient_timezone(run.timezone, recipient.timezone, run.send_in_recipient_timezone)
+    return [
+        ScheduledSend(
+            send_id_for(run.run_id, recipient.contact_id, planned.step_index),
+            run.run_id, run.campaign_id, recipient.contact_id, planned.step_index, planned.due_at,
+        )
+        for planned in plan_sends(run.steps, run.start_date, run.start_time_of_day, zone, run.activated_at)
+    ]

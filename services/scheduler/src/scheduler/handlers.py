@@ -1,0 +1,119 @@
+"""What the scheduler does when events arrive, and the due-poller that emits send.due."""
+
+import asyncio
+from uuid import UUID
+
+import structlog
+from contracts.enums import CampaignStatus, DeliveryStatus
+from contracts.events import (
+    CampaignActivated,
+    CampaignScheduled,
+    CampaignStatusChanged,
+    EmailStatus,
+    Recipient,
+    SegmentEvaluated,
+    SendDue,
+)
+from servicekit import outbox
+from servicekit.kafka import EventPublisher
+
+from scheduler.adapters.postgres import SendStore
+from scheduler.domain import Run
+
+log = structlog.get_logger()
+
+
+async def record_activation(event: CampaignActivated, store: SendStore) -> None:
+    run = Run.from_event(event)
+    async with store.locked(run.run_id) as connection:
+        await store.save_run(connection, run)
+        await _plan(connection, store, run)
+
+
+async def record_recipients(event: SegmentEvaluated, store: SendStore) -> None:
+    async with store.locked(event.run_id) as connection:
+        if not await store.save_batch(connection, event):
+            log.info("batch_already_recorded", batch_no=event.batch_no)
+            return
+        run = await store.load_run(connection, event.run_id)
+        if run is not None:  # else the recipients wait for campaign.activated
+            await _plan(connection, store, run)
+
+
+async def _plan(connection, store: SendStore, run: Run) -> None:
+    planned = await store.plan_waiting(connection, run)
+    totals = await store.scheduling_totals(connection, run.run_id)
+    if totals is not None:
+        recipients, sends = totals
+        await outbox.add(
+            connection,
+            CampaignScheduled(campaign_id=run.campaign_id, run_id=run.run_id, recipients=recipients, sends=sends),
+        )
+        log.info("run_scheduled", recipients=recipients, sends=sends)
+    elif planned:
+        log.info("sends_planned", sends=planned)
+
+
+_STATES = {
+    CampaignStatus.ACTIVE: "active",
+    CampaignStatus.PAUSED: "paused",
+    CampaignStatus.COMPLETED: "completed",
+}
+
+
+async def follow_campaign_status(event: CampaignStatusChanged, store: SendStore) -> None:
+    state = _STATES.get(event.status)
+    if state is not None:
+        cancelled = await store.set_state(event.campaign_id, state)
+        log.info("campaign_state_followed", state=state, cancelled=cancelled)
+
+
+async def record_outcome(event: EmailStatus, store: SendStore) -> None:
+    if event.status is DeliveryStatus.DEFERRED and event.retry_at is not None:
+        await store.retry(event.send_id, event.attempt, event.retry_at)
+    elif event.status.is_terminal:
+        await store.finish(event.send_id)
+
+
+class DueSends:
+    """Claims due sends in batches, publishes them as send.due and marks them emitted,
+    all in one transaction: a failed publish leaves them pending for the next pass."""
+
+    def __init__(self, store: SendStore, publisher: EventPublisher, batch_size: int) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._runs: dict[UUID, Run] = {}  # steps never change within a run
+
+    async def emit(self) -> int:
+        async with self._store.pool.acquire() as connection, connection.transaction():
+            rows = await self._store.claim_due(connection, self._batch_size)
+            if not rows:
+                return 0
+            events = [await self._send_due(connection, row) for row in rows]
+            await self._publisher.publish_all(events)
+            await self._store.mark_emitted(connection, [row["send_id"] for row in rows])
+        return len(rows)
+
+    async def _send_due(self, connection, row) -> SendDue:
+        run = self._runs.get(row["run_id"])
+        if run is None:
+            run = self._runs[row["run_id"]] = await self._store.load_run(connection, row["run_id"])
+        return SendDue(
+            send_id=row["send_id"], campaign_id=row["campaign_id"], run_id=row["run_id"],
+            step_index=row["step_index"], recipient=Recipient.model_validate(row["recipient"]),
+            content=run.email_step(row["step_index"]).config, due_at=row["due_at"], attempt=row["attempt"],
+        )
+
+    async def run(self, stop: asyncio.Event, poll_seconds: float) -> None:
+        while not stop.is_set():
+            try:
+                emitted = await self.emit()
+            except Exception as error:  # Kafka or Postgres away: the rows stay pending
+                log.warning("emit_failed", error=repr(error))
+                emitted = 0
+            if emitted < self._batch_size:
+                try:
+                    await asyncio.wait_for(stop.wait(), poll_seconds)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,1 @@
+"""segment-svc: contacts and segments (see README.md)."""

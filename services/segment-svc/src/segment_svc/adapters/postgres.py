@@ -1,0 +1,177 @@
+"""Contacts, segments and evaluations in Postgres (schema `segment`)."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+from contracts.events import ContactChanged
+from servicekit import outbox
+
+from segment_svc.contacts import (
+    Contact,
+    ContactDraft,
+    ContactNotFound,
+    ContactPatch,
+    EmailTaken,
+    matters_to_the_mailer,
+)
+from segment_svc.criteria import Group, compile_criteria
+from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
+
+_CONTACT = "id, email, first_name, last_name, timezone, marketing_opt_in, attributes, created_at, updated_at"
+_SEGMENT = "id, name, criteria, created_at, updated_at"
+_RECIPIENT = "id AS contact_id, email, first_name, last_name, timezone, attributes, marketing_opt_in"
+
+
+def _contact(row: asyncpg.Record) -> Contact:
+    return Contact.model_validate(dict(row))
+
+
+class ContactRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def add(self, draft: ContactDraft) -> Contact:
+        async with self._pool.acquire() as connection, connection.transaction():
+            try:
+                row = await connection.fetchrow(
+                    f"INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)"
+                    f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_CONTACT}",
+                    uuid4(), draft.email, draft.first_name, draft.last_name, draft.timezone,
+                    draft.marketing_opt_in, draft.attributes,
+                )
+            except asyncpg.UniqueViolationError:
+                raise EmailTaken(draft.email) from None
+            contact = _contact(row)
+            await outbox.add(connection, contact.changed())
+            return contact
+
+    async def get(self, contact_id: UUID) -> Contact:
+        row = await self._pool.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1", contact_id)
+        if row is None:
+            raise ContactNotFound(contact_id)
+        return _contact(row)
+
+    async def update(self, contact_id: UUID, patch: ContactPatch) -> Contact:
+        fields = patch.model_dump(exclude_unset=True)
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
+            if row is None:
+                raise ContactNotFound(contact_id)
+            before = _contact(row)
+            merged = before.model_dump() | fields
+            merged["attributes"] = before.attributes | (fields.get("attributes") or {})
+            try:
+                row = await connection.fetchrow(
+                    "UPDATE contacts SET email = $2, first_name = $3, last_name = $4, timezone = $5,"
+                    " marketing_opt_in = $6, attributes = $7, updated_at = now()"
+                    f" WHERE id = $1 RETURNING {_CONTACT}",
+                    contact_id, merged["email"], merged["first_name"], merged["last_name"],
+                    merged["timezone"], merged["marketing_opt_in"], merged["attributes"],
+                )
+            except asyncpg.UniqueViolationError:
+                raise EmailTaken(merged["email"]) from None
+            after = _contact(row)
+            if matters_to_the_mailer(before, after):
+                await outbox.add(connection, after.changed())
+            return after
+
+    async def delete(self, contact_id: UUID) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            if await connection.execute("DELETE FROM contacts WHERE id = $1", contact_id) == "DELETE 0":
+                raise ContactNotFound(contact_id)
+            await outbox.add(connection, ContactChanged(contact_id=contact_id, deleted=True))
+
+    async def id_of(self, email: str) -> UUID | None:
+        return await self._pool.fetchval("SELECT id FROM contacts WHERE email = $1", email)
+
+    async def page(self, after: tuple | None, limit: int) -> list[Contact]:
+        rows = await self._pool.fetch(
+            f"SELECT {_CONTACT} FROM contacts WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
+            " ORDER BY created_at, id LIMIT $3",
+            after[0] if after else None, after[1] if after else None, limit,
+        )
+        return [_contact(row) for row in rows]
+
+
+def _segment(row: asyncpg.Record) -> Segment:
+    return Segment.model_validate(dict(row))
+
+
+class SegmentRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def add(self, draft: SegmentDraft) -> Segment:
+        row = await self._pool.fetchrow(
+            f"INSERT INTO segments (id, name, criteria) VALUES ($1, $2, $3) RETURNING {_SEGMENT}",
+            uuid4(), draft.name, draft.criteria.model_dump(mode="json"),
+        )
+        return _segment(row)
+
+    async def get(self, segment_id: UUID) -> Segment:
+        row = await self._pool.fetchrow(f"SELECT {_SEGMENT} FROM segments WHERE id = $1", segment_id)
+        if row is None:
+            raise SegmentNotFound(segment_id)
+        return _segment(row)
+
+    async def replace(self, segment_id: UUID, draft: SegmentDraft) -> Segment:
+        row = await self._pool.fetchrow(
+            f"UPDATE segments SET name = $2, criteria = $3, updated_at = now() WHERE id = $1 RETURNING {_SEGMENT}",
+            segment_id, draft.name, draft.criteria.model_dump(mode="json"),
+        )
+        if row is None:
+            raise SegmentNotFound(segment_id)
+        return _segment(row)
+
+    async def delete(self, segment_id: UUID) -> None:
+        if await self._pool.execute("DELETE FROM segments WHERE id = $1", segment_id) == "DELETE 0":
+            raise SegmentNotFound(segment_id)
+
+    async def page(self, after: tuple | None, limit: int) -> list[Segment]:
+        rows = await self._pool.fetch(
+            f"SELECT {_SEGMENT} FROM segments WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
+            " ORDER BY created_at, id LIMIT $3",
+            after[0] if after else None, after[1] if after else None, limit,
+        )
+        return [_segment(row) for row in rows]
+
+    async def preview(self, criteria: Group, sample_size: int = 10) -> Preview:
+        where, values = compile_criteria(criteria, datetime.now(UTC))
+        async with self._pool.acquire() as connection:
+            counts = await connection.fetchrow(
+                f"SELECT count(*) AS count, count(*) FILTER (WHERE marketing_opt_in) AS opted_in"
+                f" FROM contacts WHERE {where}", *values,
+            )
+            rows = await connection.fetch(
+                f"SELECT {_CONTACT} FROM contacts WHERE {where} ORDER BY id LIMIT {int(sample_size)}", *values
+            )
+        sample = [_contact(row).model_dump(mode="json") for row in rows]
+        return Preview(count=counts["count"], opted_in=counts["opted_in"], sample=sample)
+
+
+class Evaluations:
+    """Streams a segment's matches with a server-side cursor and remembers evaluated runs."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def already_evaluated(self, run_id: UUID) -> bool:
+        return await self._pool.fetchval("SELECT true FROM evaluations WHERE run_id = $1", run_id) or False
+
+    async def matches(self, criteria: Group, batch_size: int) -> AsyncIterator[list[asyncpg.Record]]:
+        where, values = compile_criteria(criteria, datetime.now(UTC))
+        async with self._pool.acquire() as connection, connection.transaction(readonly=True):
+            cursor = await connection.cursor(
+                f"SELECT {_RECIPIENT} FROM contacts WHERE {where} ORDER BY id", *values
+            )
+            while rows := await cursor.fetch(batch_size):
+                yield rows
+
+    async def record(self, run_id: UUID, campaign_id: UUID, segment_id: UUID, total: int, opted_in: int) -> None:
+        await self._pool.execute(
+            "INSERT INTO evaluations (run_id, campaign_id, segment_id, total_matched, opted_in_matched)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING",
+            run_id, campaign_id, segment_id, total, opted_in,
+        )

@@ -1,0 +1,59 @@
+"""Wires segment-svc together: the app, its repositories, its consumer and its relay."""
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+from contracts import topics
+from servicekit import resources
+from servicekit.http import health_route, problem_middleware
+from servicekit.kafka import ConsumerLoop, Subscription, Topics
+from servicekit.outbox import OutboxRelay
+
+from segment_svc import handlers
+from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
+from segment_svc.http import CONTACTS, ERRORS, SEGMENTS, routes
+from segment_svc.settings import Settings
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware(ERRORS)])
+    app.cleanup_ctx.append(
+        resources.postgres(settings, "segment", Path(__file__).parent / "migrations", with_outbox=True)
+    )
+    app.cleanup_ctx.append(resources.kafka_publisher(settings))
+
+    async def repositories(app: web.Application):
+        app[CONTACTS] = ContactRepository(app[resources.POOL])
+        app[SEGMENTS] = SegmentRepository(app[resources.POOL])
+        yield
+
+    app.cleanup_ctx.append(repositories)
+    app.add_routes(routes)
+    app.add_routes([health_route()])
+    return app
+
+
+def background(app: web.Application, settings: Settings):
+    """The consumer loop and the outbox relay, started once the app is set up."""
+
+    def tasks(stop: asyncio.Event):
+        pool, publisher = app[resources.POOL], app[resources.PUBLISHER]
+        evaluations = Evaluations(pool)
+
+        async def on_activated(event):
+            await handlers.evaluate_segment(
+                event, app[SEGMENTS], evaluations, publisher, settings.evaluation_batch_size
+            )
+
+        async def on_upserted(event):
+            await handlers.upsert_contact(event, app[CONTACTS])
+
+        subscription = Subscription(
+            "segment-svc",
+            {topics.CAMPAIGN_ACTIVATED: on_activated, topics.CONTACT_UPSERTED: on_upserted},
+        )
+        loop = ConsumerLoop(settings.kafka_bootstrap_servers, Topics(settings.kafka_topic_prefix), subscription, publisher)
+        return [loop.run(stop), OutboxRelay(pool, publisher).run(stop)]
+
+    return tasks

@@ -1,0 +1,80 @@
+"""Contacts: what a valid one is, and what a change of one means for the mailer."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts.events import ContactChanged
+from contracts.timeline import is_known_zone
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ContactNotFound(LookupError):
+    pass
+
+
+class EmailTaken(ValueError):
+    pass
+
+
+def normal_email(value: str) -> str:
+    """Validated and lower-cased: one contact per address, whatever its case."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise ValueError(f"not a valid email address: {error}") from None
+
+
+def known_zone(value: str | None) -> str | None:
+    if value is not None and not is_known_zone(value):
+        raise ValueError(f"{value!r} is not an IANA timezone (e.g. Europe/Paris)")
+    return value
+
+
+class ContactFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    timezone: str | None = None
+    marketing_opt_in: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    _zone = field_validator("timezone")(known_zone)
+
+
+class ContactDraft(ContactFields):
+    email: str = Field(max_length=320)
+
+    _email = field_validator("email")(normal_email)
+
+
+class ContactPatch(BaseModel):
+    """PATCH: only the fields sent change; `attributes` is merged key by key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(default=None, max_length=320)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    timezone: str | None = None
+    marketing_opt_in: bool | None = None
+    attributes: dict[str, Any] | None = None
+
+    _email = field_validator("email")(lambda value: normal_email(value) if value is not None else None)
+    _zone = field_validator("timezone")(known_zone)
+
+
+class Contact(ContactDraft):
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+
+    def changed(self) -> ContactChanged:
+        return ContactChanged(contact_id=self.id, email=self.email, marketing_opt_in=self.marketing_opt_in)
+
+
+def matters_to_the_mailer(before: Contact, after: Contact) -> bool:
+    """Consent and address are what the mailer keeps; other changes are not published."""
+    return (before.email, before.marketing_opt_in) != (after.email, after.marketing_opt_in)

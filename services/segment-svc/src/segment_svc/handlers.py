@@ -1,0 +1,86 @@
+"""What segment-svc does when events arrive."""
+
+from uuid import UUID
+
+import structlog
+from contracts.events import CampaignActivated, ContactUpserted, Recipient, SegmentEvaluated
+from servicekit.kafka import EventPublisher, Rejected
+
+from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
+from segment_svc.contacts import ContactDraft, ContactPatch, EmailTaken
+from segment_svc.criteria import Group
+from segment_svc.segments import SegmentNotFound
+
+log = structlog.get_logger()
+
+NOBODY = Group(operator="AND", conditions=[{"field": "email", "op": "eq", "value": ""}])
+
+
+async def evaluate_segment(
+    event: CampaignActivated,
+    segments: SegmentRepository,
+    evaluations: Evaluations,
+    publisher: EventPublisher,
+    batch_size: int,
+) -> None:
+    """Publishes the run's recipients in batches; the last says how many matched.
+
+    Marketing consent is not filtered here (the mailer checks it at send time) but the
+    count of opted-in matches is reported. A redelivered event publishes nothing.
+    """
+    if await evaluations.already_evaluated(event.run_id):
+        log.info("evaluation_already_done")
+        return
+    criteria = await _criteria_of(segments, event.segment_id)
+    batch_no = total = opted_in = 0
+    pending: list = []
+    async for rows in evaluations.matches(criteria, batch_size):
+        if pending:
+            await publisher.publish(_batch(event, batch_no, pending))
+            batch_no += 1
+        pending = rows
+        total += len(rows)
+        opted_in += sum(1 for row in rows if row["marketing_opt_in"])
+    await publisher.publish(
+        _batch(event, batch_no, pending, is_last=True, total=total, opted_in=opted_in)
+    )
+    await evaluations.record(event.run_id, event.campaign_id, event.segment_id, total, opted_in)
+    log.info("segment_evaluated", total_matched=total, opted_in_matched=opted_in, batches=batch_no + 1)
+
+
+async def _criteria_of(segments: SegmentRepository, segment_id: UUID) -> Group:
+    try:
+        return (await segments.get(segment_id)).criteria
+    except SegmentNotFound:
+        # Deleted after the campaign was created: the run reaches nobody, and completes.
+        log.warning("segment_missing_at_evaluation", segment_id=str(segment_id))
+        return NOBODY
+
+
+def _batch(event: CampaignActivated, batch_no: int, rows: list, is_last: bool = False,
+           total: int | None = None, opted_in: int | None = None) -> SegmentEvaluated:
+    recipients = [
+        Recipient(
+            contact_id=row["contact_id"], email=row["email"], first_name=row["first_name"],
+            last_name=row["last_name"], timezone=row["timezone"], attributes=row["attributes"],
+        )
+        for row in rows
+    ]
+    return SegmentEvaluated(
+        run_id=event.run_id, campaign_id=event.campaign_id, batch_no=batch_no,
+        recipients=recipients, is_last=is_last, total_matched=total, opted_in_matched=opted_in,
+    )
+
+
+async def upsert_contact(event: ContactUpserted, contacts: ContactRepository) -> None:
+    """Creates or updates the contact with this email; what other systems send is validated
+    like what the API receives, and a bad event is rejected to contact.upserted.dlq."""
+    fields = event.model_dump(exclude={"event_id", "event_type", "version", "occurred_at"}, exclude_none=True)
+    try:
+        contact_id = await contacts.id_of(ContactDraft(**fields).email)
+        if contact_id is None:
+            await contacts.add(ContactDraft(**fields))
+        else:
+            await contacts.update(contact_id, ContactPatch(**fields))
+    except (ValueError, EmailTaken) as error:
+        raise Rejected(str(error)) from None

@@ -1,0 +1,20 @@
+"""Waiting in tests: a poll with a deadline and a message that says what never happened."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], what: str, timeout: float = 30.0, every: float = 0.1) -> T:
+    """Calls `check` until it returns something truthy, and returns that."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"within {timeout}s, never: {what} (last seen: {last!r})")

@@ -1,0 +1,120 @@
+"""The five services as separate processes, on the real Kafka and PostgreSQL of the test."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.polling import eventually
+from tests.support.ports import free_port
+
+SERVICES = {  # service -> (module, env var of its port)
+    "segment-svc": ("segment_svc", "HTTP_PORT"),
+    "flow-engine": ("flow_engine", "HTTP_PORT"),
+    "scheduler": ("scheduler", "HTTP_PORT"),
+    "mailer": ("mailer", "HTTP_PORT"),
+    "campaign-api": ("campaign_api", "GATEWAY_PORT"),
+}
+API_KEY = "test-key"
+
+
+@dataclass
+class System:
+    database_url: str
+    kafka_bootstrap: str
+    topic_prefix: str
+    smtp_port: int
+    logs: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "KAFKA_TOPIC_PREFIX": self.topic_prefix,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
+            "API_KEYS": API_KEY,
+            "SEGMENT_SVC_URL": f"http://127.0.0.1:{self.ports['segment-svc']}",
+            "FLOW_ENGINE_URL": f"http://127.0.0.1:{self.ports['flow-engine']}",
+            "LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.ports['campaign-api']}"
+
+    def start(self, service: str) -> None:
+        module, port_var = SERVICES[service]
+        log = open(self.logs / f"{service}.log", "ab")
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env={**self.env(), port_var: str(self.ports[service])},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def start_all(self) -> None:
+        self.ports = {service: free_port() for service in SERVICES}
+        for service in SERVICES:
+            self.start(service)
+        for service in SERVICES:
+            await self.wait_healthy(service)
+
+    async def wait_healthy(self, service: str, timeout: float = 60.0) -> None:
+        url = f"http://127.0.0.1:{self.ports[service]}/healthz"
+
+        async def healthy() -> bool:
+            process = self.processes[service]
+            if process.poll() is not None:
+                raise AssertionError(f"{service} exited with {process.returncode}: see {self.logs / service}.log")
+            try:
+                async with aiohttp.ClientSession() as session, session.get(url) as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(healthy, f"{service} answers /healthz", timeout=timeout, every=0.2)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Gateway:
+    """A client of campaign-api, with the API key."""
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self._session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
+
+    async def call(self, method: str, path: str, json=None) -> tuple[int, dict]:
+        async with self._session.request(method, self._base + path, json=json) as response:
+            body = await response.json(content_type=None) if response.status != 204 else {}
+            return response.status, body
+
+    async def ok(self, method: str, path: str, json=None, expect: int = 200) -> dict:
+        status, body = await self.call(method, path, json)
+        assert status == expect, f"{method} {path}: {status} {body}"
+        return body
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+async def stop(system: System) -> None:
+    await asyncio.to_thread(system.stop_all)
