@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help deps infra topics migrate up down demo test unit test-down schemas lint
+.PHONY: help deps infra topics migrate up down demo test unit test-down docs lint
 
 help:
 	@echo "make up      start PostgreSQL, Kafka, the five services and a mail catcher"
@@ -55,8 +55,8 @@ test-down:
 	@INSTANCE=test deploy/kafka.sh stop
 	@INSTANCE=test deploy/postgres.sh stop
 
-schemas: deps
-	@.venv/bin/python -m contracts.schema docs/schemas
+docs: deps
+	@.venv/bin/python -m contracts.schema docs
 
 lint: deps
 	@.venv/bin/ruff check .

@@ -1,6 +1,7 @@
 """Waiting in tests: a poll with a deadline and a message that says what never happened."""
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -8,12 +9,14 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], what: str, timeout: float = 30.0, every: float = 0.1) -> T:
-    """Calls `check` until it returns something truthy, and returns that."""
+async def eventually(check: Callable[[], Awaitable[T] | T], what: str, timeout: float = 30.0, every: float = 0.1) -> T:
+    """Calls `check` (plain or async) until it returns something truthy, and returns that."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        last = await check()
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(every)

@@ -40,6 +40,10 @@ class Event(BaseModel):
     def key(self) -> str:
         return str(getattr(self, self.key_field))
 
+    @classmethod
+    def event_type_name(cls) -> str:
+        return cls.model_fields["event_type"].default
+
 
 class Recipient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

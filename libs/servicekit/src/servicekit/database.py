@@ -63,3 +63,15 @@ async def migrate(database_url: str, schema: str, *directories: Path) -> list[st
         return applied
     finally:
         await connection.close()
+
+
+async def keyset_page(pool: asyncpg.Pool, select: str, after: tuple | None, limit: int, *args) -> list[asyncpg.Record]:
+    """One page of `select` (which ends in a WHERE clause over `args` as $1..$n) in
+    (created_at, id) order, after the cursor `after`: stable however the table grows."""
+    n = len(args)
+    stamp, ident = after if after else (None, None)
+    return await pool.fetch(
+        f"{select} AND (${n + 1}::timestamptz IS NULL OR (created_at, id) > (${n + 1}, ${n + 2}::uuid))"
+        f" ORDER BY created_at, id LIMIT ${n + 3}",
+        *args, stamp, ident, limit,
+    )

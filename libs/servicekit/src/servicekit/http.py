@@ -138,3 +138,41 @@ def page_response(items: list[BaseModel], limit: int) -> web.Response:
         next_cursor = base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode()
     body = '{"items": [' + ",".join(item.model_dump_json() for item in items) + '], "next_cursor": ' + json.dumps(next_cursor) + "}"
     return web.Response(text=body, content_type="application/json")
+
+
+def resource_routes(
+    path: str,
+    key: web.AppKey,
+    create: type[BaseModel],
+    update: type[BaseModel],
+    update_method: str = "PUT",
+) -> list[web.RouteDef]:
+    """Create, list, get, update and delete of one resource, over a repository with
+    `add`, `page`, `get`, `update` and `delete`."""
+
+    async def create_one(request: web.Request) -> web.Response:
+        return json_response(await request.app[key].add(await read_json(request, create)), status=201)
+
+    async def list_page(request: web.Request) -> web.Response:
+        after, limit = page_request(request)
+        return page_response(await request.app[key].page(after, limit), limit)
+
+    async def get_one(request: web.Request) -> web.Response:
+        return json_response(await request.app[key].get(uuid_param(request)))
+
+    async def update_one(request: web.Request) -> web.Response:
+        ident = uuid_param(request)
+        return json_response(await request.app[key].update(ident, await read_json(request, update)))
+
+    async def delete_one(request: web.Request) -> web.Response:
+        await request.app[key].delete(uuid_param(request))
+        return web.Response(status=204)
+
+    item = path + "/{id}"
+    return [
+        web.post(path, create_one),
+        web.get(path, list_page),
+        web.get(item, get_one),
+        web.route(update_method, item, update_one),
+        web.delete(item, delete_one),
+    ]

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
+
 from contracts.codec import CORRELATION_HEADER, Message, UndecodableMessage, decode, encode
 from contracts.events import Event
 from contracts.topics import dlq_of
-from pydantic import ValidationError
 
 log = structlog.get_logger()
 

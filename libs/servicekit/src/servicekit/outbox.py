@@ -9,9 +9,9 @@ import asyncio
 
 import asyncpg
 import structlog
+
 from contracts.codec import Message, encode
 from contracts.events import Event
-
 from servicekit.kafka import EventPublisher, correlation_id
 
 log = structlog.get_logger()

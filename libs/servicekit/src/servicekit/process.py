@@ -2,27 +2,30 @@
 
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
+from servicekit.logging import configure_logging
+from servicekit.settings import CommonSettings
+
 log = structlog.get_logger()
 
+Tasks = Callable[[asyncio.Event], list[Awaitable[None]]]
 
-async def serve(
-    app: web.Application,
-    host: str,
-    port: int,
-    tasks: Callable[[asyncio.Event], list[Awaitable[None]]],
-) -> None:
-    """Starts `app` and the tasks; stops all when a signal arrives or a task ends."""
+
+async def serve(app: web.Application, host: str, port: int, tasks: Tasks) -> bool:
+    """Starts `app` and the tasks; stops all when a signal arrives or a task ends.
+    Returns False when a task failed."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    healthy = True
     try:
         await web.TCPSite(runner, host, port).start()
         log.info("listening", host=host, port=port)
@@ -32,8 +35,25 @@ async def serve(
         stop.set()
         for task in done:
             if task is not stopped and task.exception():
+                healthy = False
                 log.error("task_failed", error=repr(task.exception()))
         await asyncio.gather(*running, return_exceptions=True)
     finally:
         await runner.cleanup()
         log.info("stopped")
+    return healthy
+
+
+def run_service(
+    name: str,
+    settings: CommonSettings,
+    create_app: Callable[..., web.Application],
+    port: int,
+    background: Callable[[web.Application, CommonSettings], Tasks] | None = None,
+) -> None:
+    """The whole of a service's `__main__`: logging, the app, its tasks, the exit code."""
+    configure_logging(name, settings.log_level)
+    app = create_app(settings)
+    tasks = background(app, settings) if background else (lambda stop: [])
+    if not asyncio.run(serve(app, settings.http_host, port, tasks)):
+        sys.exit(1)

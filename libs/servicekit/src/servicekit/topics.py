@@ -7,8 +7,8 @@ import asyncio
 import os
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from contracts.topics import ALL_TOPICS
 
+from contracts.topics import ALL_TOPICS
 from servicekit.kafka import Topics
 
 TOPIC_ALREADY_EXISTS = 36

@@ -1,17 +1,11 @@
-import asyncio
-
-from servicekit.logging import configure_logging
-from servicekit.process import serve
-
 from campaign_api.bootstrap import background, create_app
 from campaign_api.settings import Settings
+from servicekit.process import run_service
 
 
 def main() -> None:
     settings = Settings()
-    configure_logging("campaign-api", settings.log_level)
-    app = create_app(settings)
-    asyncio.run(serve(app, settings.http_host, settings.gateway_port, background(app, settings)))
+    run_service("campaign-api", settings, create_app, settings.gateway_port, background)
 
 
 if __name__ == "__main__":

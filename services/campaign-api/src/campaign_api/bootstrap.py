@@ -9,16 +9,16 @@ from pathlib import Path
 import aiohttp
 import structlog
 from aiohttp import web
-from contracts import topics
-from servicekit import resources
-from servicekit.http import Problem, health_route, problem_middleware
-from servicekit.kafka import ConsumerLoop, Subscription, Topics
-from servicekit.outbox import OutboxRelay
 
 from campaign_api.adapters.postgres import CampaignRepository
 from campaign_api.adapters.upstream import REQUEST_ID, Upstreams
 from campaign_api.http import CAMPAIGNS, ERRORS, UPSTREAMS, routes
 from campaign_api.settings import Settings
+from contracts import topics
+from servicekit import resources
+from servicekit.http import Problem, health_route, problem_middleware
+from servicekit.kafka import ConsumerLoop, Subscription, Topics
+from servicekit.outbox import OutboxRelay
 
 log = structlog.get_logger()
 PUBLIC_PREFIXES = ("/healthz", "/u/", "/t/")

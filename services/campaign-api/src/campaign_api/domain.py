@@ -3,10 +3,11 @@
 from datetime import date, datetime, time
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from contracts.enums import CampaignStatus
 from contracts.steps import EmailContent, SendEmailStep
 from contracts.timeline import PlannedSend, is_known_zone, plan_sends
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Which status may follow which, through PUT /status (completion after execution is the
 # system's, from active; a person completes a paused campaign).

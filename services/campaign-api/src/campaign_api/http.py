@@ -3,17 +3,7 @@
 from datetime import UTC, datetime
 
 from aiohttp import web
-from contracts.enums import CampaignStatus
 from pydantic import ValidationError
-from servicekit.http import (
-    Problem,
-    invalid,
-    json_response,
-    page_request,
-    page_response,
-    read_json,
-    uuid_param,
-)
 
 from campaign_api.adapters.postgres import CampaignRepository
 from campaign_api.adapters.upstream import Upstreams
@@ -28,6 +18,16 @@ from campaign_api.domain import (
     SegmentNotFound,
     StatusChange,
     UpstreamUnavailable,
+)
+from contracts.enums import CampaignStatus
+from servicekit.http import (
+    Problem,
+    invalid,
+    json_response,
+    page_request,
+    page_response,
+    read_json,
+    uuid_param,
 )
 
 CAMPAIGNS = web.AppKey("campaigns", CampaignRepository)

@@ -1,16 +1,11 @@
-import asyncio
-
-from servicekit.logging import configure_logging
-from servicekit.process import serve
-
 from flow_engine.bootstrap import create_app
 from flow_engine.settings import Settings
+from servicekit.process import run_service
 
 
 def main() -> None:
     settings = Settings()
-    configure_logging("flow-engine", settings.log_level)
-    asyncio.run(serve(create_app(settings), settings.http_host, settings.http_port, lambda stop: []))
+    run_service("flow-engine", settings, create_app, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 from pathlib import Path
 
 from aiohttp import web
-from servicekit import resources
-from servicekit.http import health_route, problem_middleware
 
 from flow_engine.adapters.postgres import FlowRepository
 from flow_engine.http import ERRORS, FLOWS, routes
 from flow_engine.settings import Settings
+from servicekit import resources
+from servicekit.http import health_route, problem_middleware
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -3,8 +3,9 @@
 from datetime import datetime
 from uuid import UUID
 
-from contracts.steps import Step, has_an_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts.steps import Step, has_an_email
 
 MAX_STEPS = 100
 

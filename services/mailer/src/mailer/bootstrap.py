@@ -4,17 +4,17 @@ import asyncio
 from pathlib import Path
 
 from aiohttp import web
-from contracts import topics
-from servicekit import resources
-from servicekit.http import health_route, problem_middleware
-from servicekit.kafka import ConsumerLoop, Subscription, Topics
-from servicekit.outbox import OutboxRelay
 
+from contracts import topics
 from mailer import handlers
 from mailer.adapters.postgres import ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
 from mailer.domain import RetryPolicy
 from mailer.settings import Settings
+from servicekit import resources
+from servicekit.http import health_route, problem_middleware
+from servicekit.kafka import ConsumerLoop, Subscription, Topics
+from servicekit.outbox import OutboxRelay
 
 LEDGER = web.AppKey("ledger", Ledger)
 SMTP = web.AppKey("smtp", SmtpPool)

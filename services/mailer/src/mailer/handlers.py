@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 
 import structlog
+
 from contracts.enums import DeliveryStatus
 from contracts.events import ContactChanged, SendDue
-
 from mailer.adapters.postgres import ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
 from mailer.domain import Outcome, RetryPolicy, classify

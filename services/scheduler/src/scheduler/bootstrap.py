@@ -4,15 +4,15 @@ import asyncio
 from pathlib import Path
 
 from aiohttp import web
+
 from contracts import topics
+from scheduler import handlers
+from scheduler.adapters.postgres import SendStore
+from scheduler.settings import Settings
 from servicekit import resources
 from servicekit.http import health_route, problem_middleware
 from servicekit.kafka import ConsumerLoop, Subscription, Topics
 from servicekit.outbox import OutboxRelay
-
-from scheduler import handlers
-from scheduler.adapters.postgres import SendStore
-from scheduler.settings import Settings
 
 STORE = web.AppKey("store", SendStore)
 

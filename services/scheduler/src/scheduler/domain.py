@@ -4,10 +4,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from uuid import UUID
 
+from pydantic import TypeAdapter
+
 from contracts.events import CampaignActivated, Recipient, send_id_for
 from contracts.steps import SendEmailStep, Step
 from contracts.timeline import plan_sends, recipient_timezone
-from pydantic import TypeAdapter
 
 _STEPS = TypeAdapter(list[Step])
 

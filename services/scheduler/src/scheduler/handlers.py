@@ -4,6 +4,7 @@ import asyncio
 from uuid import UUID
 
 import structlog
+
 from contracts.enums import CampaignStatus, DeliveryStatus
 from contracts.events import (
     CampaignActivated,
@@ -14,11 +15,10 @@ from contracts.events import (
     SegmentEvaluated,
     SendDue,
 )
-from servicekit import outbox
-from servicekit.kafka import EventPublisher
-
 from scheduler.adapters.postgres import SendStore
 from scheduler.domain import Run
+from servicekit import outbox
+from servicekit.kafka import EventPublisher
 
 log = structlog.get_logger()
 

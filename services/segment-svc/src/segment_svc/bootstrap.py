@@ -4,16 +4,16 @@ import asyncio
 from pathlib import Path
 
 from aiohttp import web
-from contracts import topics
-from servicekit import resources
-from servicekit.http import health_route, problem_middleware
-from servicekit.kafka import ConsumerLoop, Subscription, Topics
-from servicekit.outbox import OutboxRelay
 
+from contracts import topics
 from segment_svc import handlers
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.http import CONTACTS, ERRORS, SEGMENTS, routes
 from segment_svc.settings import Settings
+from servicekit import resources
+from servicekit.http import health_route, problem_middleware
+from servicekit.kafka import ConsumerLoop, Subscription, Topics
+from servicekit.outbox import OutboxRelay
 
 
 def create_app(settings: Settings) -> web.Application:

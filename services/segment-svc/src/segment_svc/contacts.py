@@ -4,10 +4,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from contracts.events import ContactChanged
-from contracts.timeline import is_known_zone
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts.events import ContactChanged
+from contracts.timeline import is_known_zone
 
 
 class ContactNotFound(LookupError):

@@ -3,13 +3,13 @@
 from uuid import UUID
 
 import structlog
-from contracts.events import CampaignActivated, ContactUpserted, Recipient, SegmentEvaluated
-from servicekit.kafka import EventPublisher, Rejected
 
+from contracts.events import CampaignActivated, ContactUpserted, Recipient, SegmentEvaluated
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, ContactPatch, EmailTaken
 from segment_svc.criteria import Group
 from segment_svc.segments import SegmentNotFound
+from servicekit.kafka import EventPublisher, Rejected
 
 log = structlog.get_logger()
 

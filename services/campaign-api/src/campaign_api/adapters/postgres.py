@@ -8,9 +8,6 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
-from contracts.enums import CampaignStatus, DeliveryStatus
-from contracts.events import CampaignActivated, CampaignScheduled, CampaignStatusChanged, EmailStatus
-from servicekit import outbox
 
 from campaign_api.domain import (
     Campaign,
@@ -19,6 +16,10 @@ from campaign_api.domain import (
     NotEditable,
     check_transition,
 )
+from contracts.enums import CampaignStatus, DeliveryStatus
+from contracts.events import CampaignActivated, CampaignScheduled, CampaignStatusChanged, EmailStatus
+from servicekit import outbox
+from servicekit.database import keyset_page
 
 _COLUMNS = (
     "id, name, description, segment_id, flow_id, content, start_date, start_time_of_day, timezone,"
@@ -60,11 +61,8 @@ class CampaignRepository:
         return _campaign(row)
 
     async def page(self, status: CampaignStatus | None, after: tuple | None, limit: int) -> list[Campaign]:
-        rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM campaigns WHERE ($1::text IS NULL OR status = $1)"
-            " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))"
-            " ORDER BY created_at, id LIMIT $4",
-            status, after[0] if after else None, after[1] if after else None, limit,
+        rows = await keyset_page(
+            self._pool, f"SELECT {_COLUMNS} FROM campaigns WHERE ($1::text IS NULL OR status = $1)", after, limit, status
         )
         return [_campaign(row) for row in rows]
 

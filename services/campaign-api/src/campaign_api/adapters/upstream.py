@@ -5,11 +5,11 @@ from uuid import UUID
 
 import aiohttp
 from aiohttp import web
-from contracts.steps import Step
 from pydantic import TypeAdapter
-from servicekit.http import Problem
 
 from campaign_api.domain import SegmentNotFound, UpstreamUnavailable
+from contracts.steps import Step
+from servicekit.http import Problem
 
 _STEPS = TypeAdapter(list[Step])
 # Hop-by-hop headers (RFC 9110 7.6.1) and those aiohttp recomputes are not forwarded.

@@ -5,6 +5,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from flow_engine.domain import Flow, FlowDraft, FlowNotFound
+from servicekit.database import keyset_page
 
 _COLUMNS = "id, name, steps, created_at, updated_at"
 
@@ -32,7 +33,7 @@ class FlowRepository:
             raise FlowNotFound(flow_id)
         return _flow(row)
 
-    async def replace(self, flow_id: UUID, draft: FlowDraft) -> Flow:
+    async def update(self, flow_id: UUID, draft: FlowDraft) -> Flow:
         row = await self._pool.fetchrow(
             f"UPDATE flows SET name = $2, steps = $3, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
             flow_id,
@@ -48,11 +49,5 @@ class FlowRepository:
             raise FlowNotFound(flow_id)
 
     async def page(self, after: tuple | None, limit: int) -> list[Flow]:
-        rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM flows WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
-            " ORDER BY created_at, id LIMIT $3",
-            after[0] if after else None,
-            after[1] if after else None,
-            limit,
-        )
+        rows = await keyset_page(self._pool, f"SELECT {_COLUMNS} FROM flows WHERE true", after, limit)
         return [_flow(row) for row in rows]

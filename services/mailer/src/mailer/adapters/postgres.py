@@ -5,10 +5,10 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from contracts.events import ContactChanged, EmailStatus, SendDue
-from servicekit import outbox
 
+from contracts.events import ContactChanged, EmailStatus, SendDue
 from mailer.domain import Consent, Outcome
+from servicekit import outbox
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from contracts.events import Recipient, SegmentEvaluated
 
+from contracts.events import Recipient, SegmentEvaluated
 from scheduler.domain import Run, schedule_recipient
 
 _RUN = (

@@ -5,9 +5,8 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
-from contracts.events import ContactChanged
-from servicekit import outbox
 
+from contracts.events import ContactChanged
 from segment_svc.contacts import (
     Contact,
     ContactDraft,
@@ -18,6 +17,8 @@ from segment_svc.contacts import (
 )
 from segment_svc.criteria import Group, compile_criteria
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
+from servicekit import outbox
+from servicekit.database import keyset_page
 
 _CONTACT = "id, email, first_name, last_name, timezone, marketing_opt_in, attributes, created_at, updated_at"
 _SEGMENT = "id, name, criteria, created_at, updated_at"
@@ -87,11 +88,7 @@ class ContactRepository:
         return await self._pool.fetchval("SELECT id FROM contacts WHERE email = $1", email)
 
     async def page(self, after: tuple | None, limit: int) -> list[Contact]:
-        rows = await self._pool.fetch(
-            f"SELECT {_CONTACT} FROM contacts WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
-            " ORDER BY created_at, id LIMIT $3",
-            after[0] if after else None, after[1] if after else None, limit,
-        )
+        rows = await keyset_page(self._pool, f"SELECT {_CONTACT} FROM contacts WHERE true", after, limit)
         return [_contact(row) for row in rows]
 
 
@@ -116,7 +113,7 @@ class SegmentRepository:
             raise SegmentNotFound(segment_id)
         return _segment(row)
 
-    async def replace(self, segment_id: UUID, draft: SegmentDraft) -> Segment:
+    async def update(self, segment_id: UUID, draft: SegmentDraft) -> Segment:
         row = await self._pool.fetchrow(
             f"UPDATE segments SET name = $2, criteria = $3, updated_at = now() WHERE id = $1 RETURNING {_SEGMENT}",
             segment_id, draft.name, draft.criteria.model_dump(mode="json"),
@@ -130,11 +127,7 @@ class SegmentRepository:
             raise SegmentNotFound(segment_id)
 
     async def page(self, after: tuple | None, limit: int) -> list[Segment]:
-        rows = await self._pool.fetch(
-            f"SELECT {_SEGMENT} FROM segments WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
-            " ORDER BY created_at, id LIMIT $3",
-            after[0] if after else None, after[1] if after else None, limit,
-        )
+        rows = await keyset_page(self._pool, f"SELECT {_SEGMENT} FROM segments WHERE true", after, limit)
         return [_segment(row) for row in rows]
 
     async def preview(self, criteria: Group, sample_size: int = 10) -> Preview:

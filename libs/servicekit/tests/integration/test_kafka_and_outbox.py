@@ -1,0 +1,137 @@
+"""The consumer loop, the outbox relay and the migrations, on the real Kafka and PostgreSQL."""
+
+import asyncio
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from contracts import topics
+from contracts.codec import decode
+from contracts.events import CampaignScheduled
+from servicekit.database import SHARED_SQL, create_pool, migrate
+from servicekit.kafka import ConsumerLoop, EventPublisher, Rejected, Subscription, Topics, make_producer
+from servicekit.outbox import OutboxRelay, add
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def publisher(kafka_bootstrap, topic_prefix):
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    yield EventPublisher(producer, Topics(topic_prefix))
+    await producer.stop()
+
+
+async def read_all(kafka_bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"reader-{uuid4()}")
+    await consumer.start()
+    records = []
+    try:
+        async def enough():
+            batch = await consumer.getmany(timeout_ms=200)
+            records.extend(r for part in batch.values() for r in part)
+            return len(records) >= count
+
+        await eventually(enough, f"{count} messages on {topic}", timeout=timeout)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def scheduled(sends: int, campaign_id=None) -> CampaignScheduled:
+    return CampaignScheduled(campaign_id=campaign_id or uuid4(), run_id=uuid4(), recipients=1, sends=sends)
+
+
+async def test_bad_messages_go_to_the_dlq_and_the_loop_moves_on(kafka_bootstrap, topic_prefix, publisher):
+    names = Topics(topic_prefix)
+    handled: list[int] = []
+
+    async def handle(event: CampaignScheduled) -> None:
+        if event.sends == 13:
+            raise Rejected("thirteen is unlucky")
+        if event.sends == 7:
+            raise RuntimeError("the database is away")
+        handled.append(event.sends)
+
+    raw = publisher._producer  # a producer that can also send bytes no event would make
+    await raw.send_and_wait(names.physical(topics.CAMPAIGN_SCHEDULED), b"{broken", key=b"k")
+    await publisher.publish_all([scheduled(1), scheduled(13), scheduled(7), scheduled(2)])
+
+    subscription = Subscription("loop-test", {topics.CAMPAIGN_SCHEDULED: handle}, retries=(0.05, 0.05))
+    loop = ConsumerLoop(kafka_bootstrap, names, subscription, publisher)
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run(stop))
+    try:
+        dead = await read_all(kafka_bootstrap, names.physical(topics.dlq_of(topics.CAMPAIGN_SCHEDULED)), 3)
+        await eventually(lambda: sorted(handled) == [1, 2], "the good events are handled")
+    finally:
+        stop.set()
+        await running
+    errors = sorted(dict(record.headers)["dlq.error"].decode().split(":")[0] for record in dead)
+    assert errors == ["failed", "rejected", "undecodable"]
+    assert any(record.value == b"{broken" for record in dead), "the DLQ keeps the original bytes"
+
+    # Offsets were committed up to the end: the group would not see any of them again.
+    partition_count = next(t.partitions for t in topics.ALL_TOPICS if t.name == topics.CAMPAIGN_SCHEDULED)
+    assert await committed_lag(kafka_bootstrap, names.physical(subscription.group),
+                               names.physical(topics.CAMPAIGN_SCHEDULED), partition_count) == 0
+
+
+async def committed_lag(kafka_bootstrap: str, group: str, topic: str, partition_count: int) -> int:
+    """Messages of `topic` past what `group` committed."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(partition_count)]
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            lag += ends[tp] - (await consumer.committed(tp) or 0)
+        return lag
+    finally:
+        await consumer.stop()
+
+
+async def test_the_outbox_publishes_every_row_once_in_order(database_url, kafka_bootstrap, topic_prefix, publisher):
+    await migrate(database_url, "outbox_test", SHARED_SQL)
+    pool = await create_pool(database_url, "outbox_test")
+    campaign = uuid4()
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            await add(connection, *[scheduled(n, campaign) for n in range(50)])
+        async with pool.acquire() as connection:
+            with pytest.raises(asyncpg.PostgresError):
+                async with connection.transaction():  # a rolled-back change leaves no event
+                    await add(connection, scheduled(999, campaign))
+                    await connection.execute("SELECT 1/0")
+        relay = OutboxRelay(pool, publisher, batch_size=20)
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay.run(stop))
+        names = Topics(topic_prefix)
+        records = await read_all(kafka_bootstrap, names.physical(topics.CAMPAIGN_SCHEDULED), 50)
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            "every outbox row is marked published",
+        )
+        stop.set()
+        await running
+    finally:
+        await pool.close()
+    sends = [decode(topics.CAMPAIGN_SCHEDULED, r.key, r.value).sends for r in records]
+    assert sends == list(range(50)), "one campaign's events arrive once each, in order"
+
+
+async def test_migrations_apply_once(database_url, tmp_path: Path):
+    (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (id int);")
+    (tmp_path / "0002_b.sql").write_text("CREATE TABLE b (id int);")
+    assert await migrate(database_url, "m", tmp_path) == ["0001_a.sql", "0002_b.sql"]
+    assert await migrate(database_url, "m", tmp_path) == []
+    (tmp_path / "0003_c.sql").write_text("CREATE TABLE c (id int);")
+    assert await migrate(database_url, "m", tmp_path) == ["0003_c.sql"]
