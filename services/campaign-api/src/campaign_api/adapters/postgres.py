@@ -143,7 +143,12 @@ class CampaignRepository:
             check_transition(campaign.status, target)
             if target is CampaignStatus.COMPLETED:
                 return await self._set_status(connection, campaign, target, completed_at=datetime.now(UTC))
-            return await self._set_status(connection, campaign, target)
+            updated = await self._set_status(connection, campaign, target)
+            if target is CampaignStatus.ACTIVE and campaign.run_id is not None:
+                # Every send may have finished while the campaign was paused.
+                await self._complete_if_done(connection, campaign.run_id)
+                return await self._locked(connection, campaign_id)
+            return updated
 
     async def history(self, campaign_id: UUID) -> list[dict]:
         rows = await self._pool.fetch(

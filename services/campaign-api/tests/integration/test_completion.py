@@ -1,0 +1,80 @@
+"""Completion of a run, on the real PostgreSQL (the repository and its outbox)."""
+
+from datetime import date, time
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+import campaign_api
+from campaign_api.adapters.postgres import CampaignRepository
+from campaign_api.domain import CampaignDraft
+from contracts.enums import CampaignStatus, DeliveryStatus
+from contracts.events import CampaignScheduled, EmailStatus
+from contracts.steps import EmailContent
+from servicekit.database import SHARED_SQL, create_pool, migrate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def campaigns(database_url):
+    await migrate(database_url, "campaign_api", SHARED_SQL, Path(campaign_api.__file__).parent / "migrations")
+    pool = await create_pool(database_url, "campaign_api")
+    yield CampaignRepository(pool)
+    await pool.close()
+
+
+async def active_campaign(campaigns: CampaignRepository):
+    draft = CampaignDraft(
+        name="c", segment_id=uuid4(), content=EmailContent(subject="s", text="t"),
+        start_date=date(2026, 1, 1), start_time_of_day=time(9),
+    )
+    created = await campaigns.add(draft, [])
+
+    async def no_flow(campaign):
+        return None
+
+    return await campaigns.activate(created.id, no_flow)
+
+
+def outcome(campaign, status=DeliveryStatus.SENT, send_id=None, attempt=1) -> EmailStatus:
+    return EmailStatus(send_id=send_id or uuid4(), campaign_id=campaign.id, run_id=campaign.run_id, step_index=0,
+                       contact_id=uuid4(), status=status, attempt=attempt)
+
+
+async def test_a_run_whose_sends_all_finish_completes_once_and_redeliveries_count_once(campaigns):
+    campaign = await active_campaign(campaigns)
+    await campaigns.record_scheduled(CampaignScheduled(campaign_id=campaign.id, run_id=campaign.run_id,
+                                                       recipients=2, sends=2))
+    first = outcome(campaign)
+    await campaigns.record_outcome(first)
+    await campaigns.record_outcome(first)  # redelivered: still one of two
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.ACTIVE
+    deferred = outcome(campaign, DeliveryStatus.DEFERRED)
+    await campaigns.record_outcome(deferred)
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.ACTIVE
+    await campaigns.record_outcome(outcome(campaign, DeliveryStatus.SENT, deferred.send_id, attempt=2))
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.COMPLETED
+    stats = await campaigns.stats(campaign.id)
+    assert (stats["sent"], stats["deferred"], stats["scheduled"]) == (2, 0, 2)
+
+
+async def test_a_segment_that_matched_nobody_completes_the_campaign(campaigns):
+    campaign = await active_campaign(campaigns)
+    await campaigns.record_scheduled(CampaignScheduled(campaign_id=campaign.id, run_id=campaign.run_id,
+                                                       recipients=0, sends=0))
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.COMPLETED
+
+
+async def test_sends_that_finish_while_paused_complete_the_campaign_on_resume(campaigns):
+    campaign = await active_campaign(campaigns)
+    await campaigns.record_scheduled(CampaignScheduled(campaign_id=campaign.id, run_id=campaign.run_id,
+                                                       recipients=1, sends=1))
+    await campaigns.change_status(campaign.id, CampaignStatus.PAUSED)
+    await campaigns.record_outcome(outcome(campaign))  # the mail in flight when the pause came
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.PAUSED
+    resumed = await campaigns.change_status(campaign.id, CampaignStatus.ACTIVE)
+    assert resumed.status is CampaignStatus.COMPLETED
+    assert [h["status"] for h in await campaigns.history(campaign.id)] == [
+        "draft", "active", "paused", "active", "completed"]
