@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -23,10 +23,17 @@ def _environment(html: bool = False) -> ImmutableSandboxedEnvironment:
 
 
 def check_template(source: str) -> None:
+    """Refuses a template that does not parse, or that reaches for private attributes
+    (`x.__class__`, `x["_y"]`): the sandbox would render them empty, and an author who
+    wrote one deserves to hear so when saving, not to send blank emails."""
     try:
-        _environment().parse(source)
+        tree = _environment().parse(source)
     except TemplateSyntaxError as error:
         raise TemplateError(f"template does not parse (line {error.lineno}): {error.message}") from None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            raise TemplateError(f"template uses a forbidden construct (line {node.lineno}): access to {name!r}")
 
 
 @lru_cache(maxsize=512)
