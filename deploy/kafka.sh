@@ -17,8 +17,9 @@ libs() {
   command -v mvn >/dev/null || apt_install maven
   say "fetching Kafka $KAFKA_VERSION from Maven Central"
   rm -rf "$LIBS.tmp" && mkdir -p "$LIBS.tmp"
-  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" >&2
+  mvn -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" > "$LIBS.log" 2>&1 \
+    || { tail -30 "$LIBS.log" >&2; die "Maven could not fetch Kafka (log: $LIBS.log)"; }
   touch "$LIBS.tmp/.complete" && rm -rf "$LIBS" && mv "$LIBS.tmp" "$LIBS"
 }
 
