@@ -84,3 +84,14 @@ async def topic_prefix(kafka_bootstrap):
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, prefix)
     return prefix
+
+
+@pytest.fixture
+async def publisher(kafka_bootstrap, topic_prefix):
+    """The services' own publisher, on this test's topics."""
+    from servicekit.kafka import EventPublisher, Topics, make_producer
+
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    yield EventPublisher(producer, Topics(topic_prefix))
+    await producer.stop()

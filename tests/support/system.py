@@ -54,12 +54,8 @@ class System:
 
     def start(self, service: str) -> None:
         module, port_var = SERVICES[service]
-        log = open(self.logs / f"{service}.log", "ab")
-        self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", module],
-            env={**self.env(), port_var: str(self.ports[service])},
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        self.processes[service] = spawn(
+            module, {**self.env(), port_var: str(self.ports[service])}, self.logs / f"{service}.log"
         )
 
     async def start_all(self) -> None:
@@ -70,29 +66,43 @@ class System:
             await self.wait_healthy(service)
 
     async def wait_healthy(self, service: str, timeout: float = 60.0) -> None:
-        url = f"http://127.0.0.1:{self.ports[service]}/healthz"
-
-        async def healthy() -> bool:
-            process = self.processes[service]
-            if process.poll() is not None:
-                raise AssertionError(f"{service} exited with {process.returncode}: see {self.logs / service}.log")
-            try:
-                async with aiohttp.ClientSession() as session, session.get(url) as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(healthy, f"{service} answers /healthz", timeout=timeout, every=0.2)
+        await wait_healthy(self.ports[service], self.processes[service], timeout)
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes.values())
+
+
+def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """One service as a process of its own, its output in `log`."""
+    with open(log, "ab") as output:
+        return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+async def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> dict:
+    """The service's /healthz answer, once it gives one."""
+    url = f"http://127.0.0.1:{port}/healthz"
+
+    async def healthy():
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args} exited with {process.returncode}")
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                return response.status == 200 and await response.json()
+        except aiohttp.ClientError:
+            return False
+
+    return await eventually(healthy, f"{url} answers", timeout=timeout, every=0.2)
+
+
+def stop_processes(processes) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 class Gateway:

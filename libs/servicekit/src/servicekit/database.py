@@ -18,10 +18,20 @@ SHARED_SQL = Path(__file__).parent / "sql"
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
-    for type_name in ("json", "jsonb"):
-        await connection.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+    await connection.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # jsonb in its binary form (a version byte, then the text), so that COPY, which is
+    # binary, can carry it too.
+    await connection.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
+    )
+
+
+def _jsonb_encode(value) -> bytes:
+    return b"\x01" + json.dumps(value).encode()
+
+
+def _jsonb_decode(data: bytes):
+    return json.loads(data[1:])
 
 
 async def create_pool(database_url: str, schema: str, size: int = 10) -> asyncpg.Pool:

@@ -6,43 +6,17 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
 from contracts import topics
 from contracts.codec import decode
 from contracts.events import CampaignScheduled
 from servicekit.database import SHARED_SQL, create_pool, migrate
-from servicekit.kafka import ConsumerLoop, EventPublisher, Rejected, Subscription, Topics, make_producer
+from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics
 from servicekit.outbox import OutboxRelay, add
+from tests.support.kafka import committed_lag, read_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def publisher(kafka_bootstrap, topic_prefix):
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    yield EventPublisher(producer, Topics(topic_prefix))
-    await producer.stop()
-
-
-async def read_all(kafka_bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                                group_id=f"reader-{uuid4()}")
-    await consumer.start()
-    records = []
-    try:
-        async def enough():
-            batch = await consumer.getmany(timeout_ms=200)
-            records.extend(r for part in batch.values() for r in part)
-            return len(records) >= count
-
-        await eventually(enough, f"{count} messages on {topic}", timeout=timeout)
-        return records
-    finally:
-        await consumer.stop()
 
 
 def scheduled(sends: int, campaign_id=None) -> CampaignScheduled:
@@ -79,24 +53,8 @@ async def test_bad_messages_go_to_the_dlq_and_the_loop_moves_on(kafka_bootstrap,
     assert any(record.value == b"{broken" for record in dead), "the DLQ keeps the original bytes"
 
     # Offsets were committed up to the end: the group would not see any of them again.
-    partition_count = next(t.partitions for t in topics.ALL_TOPICS if t.name == topics.CAMPAIGN_SCHEDULED)
     assert await committed_lag(kafka_bootstrap, names.physical(subscription.group),
-                               names.physical(topics.CAMPAIGN_SCHEDULED), partition_count) == 0
-
-
-async def committed_lag(kafka_bootstrap: str, group: str, topic: str, partition_count: int) -> int:
-    """Messages of `topic` past what `group` committed."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(partition_count)]
-        ends = await consumer.end_offsets(partitions)
-        lag = 0
-        for tp in partitions:
-            lag += ends[tp] - (await consumer.committed(tp) or 0)
-        return lag
-    finally:
-        await consumer.stop()
+                               names.physical(topics.CAMPAIGN_SCHEDULED)) == 0
 
 
 async def test_the_outbox_publishes_every_row_once_in_order(database_url, kafka_bootstrap, topic_prefix, publisher):

@@ -54,12 +54,30 @@ class ScheduledSend:
     due_at: datetime
 
 
-def schedule_recipient(run: Run, recipient: Recipient) -> list[ScheduledSend]:
-    zone = recipient_timezone(run.timezone, recipient.timezone, run.send_in_recipient_timezone)
-    return [
-        ScheduledSend(
-            send_id_for(run.run_id, recipient.contact_id, planned.step_index),
-            run.run_id, run.campaign_id, recipient.contact_id, planned.step_index, planned.due_at,
-        )
-        for planned in plan_sends(run.steps, run.start_date, run.start_time_of_day, zone, run.activated_at)
-    ]
+class Planner:
+    """The sends of a run's recipients. The plan depends only on the timezone, so it is
+    computed once per zone, however many recipients share it."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._plans: dict[str, list] = {}
+
+    def _plan(self, zone: str) -> list:
+        plan = self._plans.get(zone)
+        if plan is None:
+            run = self._run
+            plan = self._plans[zone] = plan_sends(
+                run.steps, run.start_date, run.start_time_of_day, zone, run.activated_at
+            )
+        return plan
+
+    def sends(self, recipient: Recipient) -> list[ScheduledSend]:
+        run = self._run
+        zone = recipient_timezone(run.timezone, recipient.timezone, run.send_in_recipient_timezone)
+        return [
+            ScheduledSend(
+                send_id_for(run.run_id, recipient.contact_id, planned.step_index),
+                run.run_id, run.campaign_id, recipient.contact_id, planned.step_index, planned.due_at,
+            )
+            for planned in self._plan(zone)
+        ]

@@ -27,21 +27,25 @@ async def record_activation(event: CampaignActivated, store: SendStore) -> None:
     run = Run.from_event(event)
     async with store.locked(run.run_id) as connection:
         await store.save_run(connection, run)
-        await _plan(connection, store, run)
+        planned = await store.plan_waiting(connection, run)
+        await _announce_when_complete(connection, store, run, planned)
 
 
 async def record_recipients(event: SegmentEvaluated, store: SendStore) -> None:
     async with store.locked(event.run_id) as connection:
-        if not await store.save_batch(connection, event):
+        run = await store.load_run(connection, event.run_id)
+        fresh = await store.save_batch(connection, event, planned=run is not None)
+        if fresh is None:
             log.info("batch_already_recorded", batch_no=event.batch_no)
             return
-        run = await store.load_run(connection, event.run_id)
-        if run is not None:  # else the recipients wait for campaign.activated
-            await _plan(connection, store, run)
+        if run is None:
+            return  # the recipients wait, unplanned, for campaign.activated
+        planned = await store.add_sends(connection, run, fresh)
+        await _announce_when_complete(connection, store, run, planned)
 
 
-async def _plan(connection, store: SendStore, run: Run) -> None:
-    planned = await store.plan_waiting(connection, run)
+async def _announce_when_complete(connection, store: SendStore, run: Run, planned: int) -> None:
+    """campaign.scheduled, once, when the run's last batch and all before it are planned."""
     totals = await store.scheduling_totals(connection, run.run_id)
     if totals is not None:
         recipients, sends = totals
@@ -51,7 +55,7 @@ async def _plan(connection, store: SendStore, run: Run) -> None:
         )
         log.info("run_scheduled", recipients=recipients, sends=sends)
     elif planned:
-        log.info("sends_planned", sends=planned)
+        log.debug("sends_planned", sends=planned)
 
 
 _STATES = {

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.events import Recipient, SegmentEvaluated
-from scheduler.domain import Run, schedule_recipient
+from scheduler.domain import Planner, Run
 
 _RUN = (
     "run_id, campaign_id, steps, start_date, start_time_of_day, timezone,"
@@ -39,37 +39,41 @@ class SendStore:
         row = await connection.fetchrow(f"SELECT {_RUN} FROM runs WHERE run_id = $1", run_id)
         return Run.from_row(row) if row else None
 
-    async def save_batch(self, connection: asyncpg.Connection, event: SegmentEvaluated) -> bool:
-        """Stores the batch's recipients; False when this batch was stored before."""
+    async def save_batch(
+        self, connection: asyncpg.Connection, event: SegmentEvaluated, planned: bool
+    ) -> list[Recipient] | None:
+        """Stores the batch's recipients; None when this batch was stored before, else its
+        recipients (a contact already in the run is kept once, by the primary key)."""
         new = await connection.fetchval(
             "INSERT INTO evaluated_batches (run_id, batch_no, is_last) VALUES ($1, $2, $3)"
             " ON CONFLICT DO NOTHING RETURNING true",
             event.run_id, event.batch_no, event.is_last,
         )
         if not new:
-            return False
-        await connection.executemany(
-            "INSERT INTO run_recipients (run_id, contact_id, recipient) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING",
-            [(event.run_id, r.contact_id, r.model_dump(mode="json")) for r in event.recipients],
+            return None
+        await _copy_via_temp(
+            connection, "run_recipients", ["run_id", "contact_id", "recipient", "planned"],
+            [(event.run_id, r.contact_id, r.model_dump(mode="json"), planned) for r in event.recipients],
         )
-        return True
+        return list(event.recipients)
 
     async def plan_waiting(self, connection: asyncpg.Connection, run: Run) -> int:
-        """Turns the run's unplanned recipients into sends; returns how many sends."""
+        """Plans the recipients that arrived before their run; returns how many sends."""
         rows = await connection.fetch(
             "UPDATE run_recipients SET planned = true WHERE run_id = $1 AND NOT planned RETURNING recipient",
             run.run_id,
         )
+        return await self.add_sends(connection, run, [Recipient.model_validate(row["recipient"]) for row in rows])
+
+    async def add_sends(self, connection: asyncpg.Connection, run: Run, recipients: list[Recipient]) -> int:
+        planner = Planner(run)
         sends = [
             (s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at)
-            for row in rows
-            for s in schedule_recipient(run, Recipient.model_validate(row["recipient"]))
+            for recipient in recipients
+            for s in planner.sends(recipient)
         ]
-        await connection.executemany(
-            "INSERT INTO sends (send_id, run_id, campaign_id, contact_id, step_index, due_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            sends,
+        await _copy_via_temp(
+            connection, "sends", ["send_id", "run_id", "campaign_id", "contact_id", "step_index", "due_at"], sends
         )
         return len(sends)
 
@@ -138,3 +142,17 @@ class SendStore:
             " JOIN runs ru ON ru.run_id = s.run_id AND ru.state = 'active'"
             " WHERE s.state = 'pending' AND s.due_at <= now()"
         )
+
+
+async def _copy_via_temp(connection: asyncpg.Connection, table: str, columns: list[str], records: list) -> None:
+    """COPY (fast) into a transaction-scoped temp table, then INSERT ... ON CONFLICT DO
+    NOTHING (safe against what is already there) into `table`."""
+    if not records:
+        return
+    staging = f"incoming_{table}"
+    await connection.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await connection.copy_records_to_table(staging, records=records, columns=columns)
+    names = ", ".join(columns)
+    await connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING")

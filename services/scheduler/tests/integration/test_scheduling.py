@@ -1,0 +1,177 @@
+"""The scheduler on the real Kafka and PostgreSQL: storing sends once, emitting them once,
+pausing, resuming and retrying."""
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+import scheduler
+from contracts import topics
+from contracts.codec import decode
+from contracts.enums import CampaignStatus, DeliveryStatus
+from contracts.events import (
+    CampaignActivated,
+    CampaignStatusChanged,
+    EmailStatus,
+    Recipient,
+    SegmentEvaluated,
+)
+from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
+from scheduler.adapters.postgres import SendStore
+from scheduler.handlers import (
+    DueSends,
+    follow_campaign_status,
+    record_activation,
+    record_outcome,
+    record_recipients,
+)
+from servicekit.database import SHARED_SQL, create_pool, migrate
+from servicekit.kafka import Topics
+from tests.support.kafka import message_count, read_all
+from tests.support.polling import eventually
+from tests.support.ports import free_port
+from tests.support.system import spawn, stop_processes, wait_healthy
+
+pytestmark = pytest.mark.integration
+
+EMAIL = SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi {{ first_name }}", text="t"))
+
+
+@pytest.fixture
+async def store(database_url):
+    await migrate(database_url, "scheduler", SHARED_SQL, Path(scheduler.__file__).parent / "migrations")
+    pool = await create_pool(database_url, "scheduler")
+    yield SendStore(pool)
+    await pool.close()
+
+
+def activation(steps=(EMAIL,), start: datetime | None = None) -> CampaignActivated:
+    now = datetime.now(UTC)
+    start = start or now
+    return CampaignActivated(
+        campaign_id=uuid4(), run_id=uuid4(), segment_id=uuid4(), steps=list(steps),
+        start_date=start.date(), start_time_of_day=start.time().replace(microsecond=0), timezone="UTC",
+        start_at=start, activated_at=now,
+    )
+
+
+def batches(run: CampaignActivated, count: int, size: int) -> list[SegmentEvaluated]:
+    return [
+        SegmentEvaluated(
+            run_id=run.run_id, campaign_id=run.campaign_id, batch_no=n, is_last=n == count - 1,
+            recipients=[Recipient(contact_id=uuid4(), email=f"r{n}-{i}@example.com") for i in range(size)],
+            total_matched=count * size if n == count - 1 else None,
+        )
+        for n in range(count)
+    ]
+
+
+async def counts(store: SendStore, run: CampaignActivated) -> tuple[int, int]:
+    """(sends stored, campaign.scheduled events written) for the run."""
+    sends = await store.pool.fetchval("SELECT count(*) FROM sends WHERE run_id = $1", run.run_id)
+    announced = await store.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE topic = 'campaign.scheduled' AND key = $1", str(run.campaign_id).encode()
+    )
+    return sends, announced
+
+
+async def test_redelivered_events_add_nothing_and_early_recipients_wait_for_their_run(store):
+    run = activation(steps=[EMAIL, WaitStep(type="WAIT", config=WaitConfig(days=1)), EMAIL])
+    first, second = batches(run, 2, 50)
+    await record_recipients(first, store)  # before campaign.activated: stored, not planned
+    assert await counts(store, run) == (0, 0)
+    await record_activation(run, store)
+    await record_activation(run, store)
+    await record_recipients(first, store)
+    assert await counts(store, run) == (100, 0)
+    await record_recipients(second, store)
+    await record_recipients(second, store)
+    await record_activation(run, store)
+    assert await counts(store, run) == (200, 1), "100 recipients x 2 emails, announced once"
+
+
+async def test_pause_holds_sends_and_resume_releases_them_once(store, publisher, kafka_bootstrap, topic_prefix):
+    run = activation()
+    await record_activation(run, store)
+    for batch in batches(run, 1, 30):
+        await record_recipients(batch, store)
+    due = DueSends(store, publisher, batch_size=1000)
+    await follow_campaign_status(_status(run, CampaignStatus.PAUSED), store)
+    assert await due.emit() == 0, "a paused campaign emits nothing"
+    await follow_campaign_status(_status(run, CampaignStatus.ACTIVE), store)
+    assert await due.emit() == 30
+    assert await due.emit() == 0, "released once"
+    assert await message_count(kafka_bootstrap, Topics(topic_prefix).physical(topics.SEND_DUE)) == 30
+
+
+async def test_completing_a_campaign_cancels_what_is_pending(store, publisher):
+    run = activation(start=datetime.now(UTC) + timedelta(days=2))
+    await record_activation(run, store)
+    for batch in batches(run, 1, 10):
+        await record_recipients(batch, store)
+    assert await store.set_state(run.campaign_id, "completed") == 10
+    assert await DueSends(store, publisher, 100).emit() == 0
+
+
+async def test_a_deferred_send_comes_back_at_its_retry_time(store, publisher, kafka_bootstrap, topic_prefix):
+    run = activation()
+    await record_activation(run, store)
+    for batch in batches(run, 1, 1):
+        await record_recipients(batch, store)
+    due = DueSends(store, publisher, batch_size=100)
+    assert await due.emit() == 1
+    send_topic = Topics(topic_prefix).physical(topics.SEND_DUE)
+    [first] = await read_all(kafka_bootstrap, send_topic, 1)
+    sent = decode(topics.SEND_DUE, first.key, first.value)
+    retry_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    deferral = EmailStatus(send_id=sent.send_id, campaign_id=run.campaign_id, run_id=run.run_id, step_index=0,
+                           contact_id=sent.contact_id, status=DeliveryStatus.DEFERRED, attempt=1, smtp_code=451,
+                           retry_at=retry_at)
+    await record_outcome(deferral, store)
+    await record_outcome(deferral, store)  # redelivered: still one retry
+    assert await due.emit() == 0, "not before its retry time"
+    await eventually(due.emit, "the deferred send is due again", timeout=10)
+    assert datetime.now(UTC) >= retry_at
+    records = await read_all(kafka_bootstrap, send_topic, 2)
+    again = decode(topics.SEND_DUE, records[-1].key, records[-1].value)
+    assert (again.send_id, again.attempt) == (sent.send_id, 2)
+    assert await due.emit() == 0 and await message_count(kafka_bootstrap, send_topic) == 2
+
+
+def _status(run: CampaignActivated, status: CampaignStatus) -> CampaignStatusChanged:
+    return CampaignStatusChanged(campaign_id=run.campaign_id, run_id=run.run_id, status=status,
+                                 previous=CampaignStatus.ACTIVE)
+
+
+async def test_two_scheduler_processes_emit_each_send_exactly_once(
+    store, publisher, database_url, kafka_bootstrap, topic_prefix, tmp_path
+):
+    env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "KAFKA_TOPIC_PREFIX": topic_prefix, "DUE_BATCH_SIZE": "100", "DUE_POLL_SECONDS": "0.05"}
+    ports = [free_port(), free_port()]
+    processes = [spawn("scheduler", {**env, "HTTP_PORT": str(port)}, tmp_path / f"scheduler-{port}.log")
+                 for port in ports]
+    try:
+        for port, process in zip(ports, processes, strict=True):
+            await wait_healthy(port, process)
+        run = activation(steps=[EMAIL, WaitStep(type="WAIT", config=WaitConfig(seconds=1)), EMAIL])
+        await publisher.publish(run)
+        await publisher.publish_all(batches(run, 8, 250))  # 2,000 recipients, 4,000 sends
+
+        async def all_emitted():
+            return await store.pool.fetchval(
+                "SELECT count(*) FILTER (WHERE state = 'emitted') = 4000 AND count(*) = 4000"
+                " FROM sends WHERE run_id = $1", run.run_id)
+
+        await eventually(all_emitted, "4,000 sends stored and emitted", timeout=60)
+        send_topic = Topics(topic_prefix).physical(topics.SEND_DUE)
+        # Every send was published before its row was marked: the topic now holds all there will be.
+        assert await message_count(kafka_bootstrap, send_topic) == 4000, "no send emitted twice"
+        records = await read_all(kafka_bootstrap, send_topic, 4000)
+        assert len({decode(topics.SEND_DUE, r.key, r.value).send_id for r in records}) == 4000
+    finally:
+        await asyncio.to_thread(stop_processes, processes)
