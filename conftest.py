@@ -95,3 +95,24 @@ async def publisher(kafka_bootstrap, topic_prefix):
     await producer.start()
     yield EventPublisher(producer, Topics(topic_prefix))
     await producer.stop()
+
+
+@pytest.fixture
+async def service_pool(database_url):
+    """`await service_pool(schema, package)`: the service's migrations applied (with the
+    outbox's) to this test's database, and a pool on its schema."""
+    from importlib import import_module
+
+    from servicekit.database import SHARED_SQL, create_pool, migrate
+
+    pools = []
+
+    async def open_pool(schema: str, package: str):
+        migrations = Path(import_module(package).__file__).parent / "migrations"
+        await migrate(database_url, schema, SHARED_SQL, migrations)
+        pools.append(await create_pool(database_url, schema))
+        return pools[-1]
+
+    yield open_pool
+    for pool in pools:
+        await pool.close()

@@ -1,28 +1,22 @@
 """Completion of a run, on the real PostgreSQL (the repository and its outbox)."""
 
 from datetime import date, time
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-import campaign_api
 from campaign_api.adapters.postgres import CampaignRepository
 from campaign_api.domain import CampaignDraft
 from contracts.enums import CampaignStatus, DeliveryStatus
 from contracts.events import CampaignScheduled, EmailStatus
 from contracts.steps import EmailContent
-from servicekit.database import SHARED_SQL, create_pool, migrate
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def campaigns(database_url):
-    await migrate(database_url, "campaign_api", SHARED_SQL, Path(campaign_api.__file__).parent / "migrations")
-    pool = await create_pool(database_url, "campaign_api")
-    yield CampaignRepository(pool)
-    await pool.close()
+async def campaigns(service_pool):
+    return CampaignRepository(await service_pool("campaign_api", "campaign_api"))
 
 
 async def active_campaign(campaigns: CampaignRepository):

@@ -4,12 +4,10 @@ pausing, resuming and retrying."""
 import asyncio
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-import scheduler
 from contracts import topics
 from contracts.codec import decode
 from contracts.enums import CampaignStatus, DeliveryStatus
@@ -29,7 +27,6 @@ from scheduler.handlers import (
     record_outcome,
     record_recipients,
 )
-from servicekit.database import SHARED_SQL, create_pool, migrate
 from servicekit.kafka import Topics
 from tests.support.kafka import message_count, read_all
 from tests.support.polling import eventually
@@ -42,11 +39,8 @@ EMAIL = SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi {{ firs
 
 
 @pytest.fixture
-async def store(database_url):
-    await migrate(database_url, "scheduler", SHARED_SQL, Path(scheduler.__file__).parent / "migrations")
-    pool = await create_pool(database_url, "scheduler")
-    yield SendStore(pool)
-    await pool.close()
+async def store(service_pool):
+    return SendStore(await service_pool("scheduler", "scheduler"))
 
 
 def activation(steps=(EMAIL,), start: datetime | None = None) -> CampaignActivated:
@@ -68,6 +62,15 @@ def batches(run: CampaignActivated, count: int, size: int) -> list[SegmentEvalua
         )
         for n in range(count)
     ]
+
+
+async def scheduled_run(store: SendStore, recipients: int, start: datetime | None = None) -> CampaignActivated:
+    """A run recorded with its recipients, one email each."""
+    run = activation(start=start)
+    await record_activation(run, store)
+    for batch in batches(run, 1, recipients):
+        await record_recipients(batch, store)
+    return run
 
 
 async def counts(store: SendStore, run: CampaignActivated) -> tuple[int, int]:
@@ -95,10 +98,7 @@ async def test_redelivered_events_add_nothing_and_early_recipients_wait_for_thei
 
 
 async def test_pause_holds_sends_and_resume_releases_them_once(store, publisher, kafka_bootstrap, topic_prefix):
-    run = activation()
-    await record_activation(run, store)
-    for batch in batches(run, 1, 30):
-        await record_recipients(batch, store)
+    run = await scheduled_run(store, 30)
     due = DueSends(store, publisher, batch_size=1000)
     await follow_campaign_status(_status(run, CampaignStatus.PAUSED), store)
     assert await due.emit() == 0, "a paused campaign emits nothing"
@@ -109,19 +109,13 @@ async def test_pause_holds_sends_and_resume_releases_them_once(store, publisher,
 
 
 async def test_completing_a_campaign_cancels_what_is_pending(store, publisher):
-    run = activation(start=datetime.now(UTC) + timedelta(days=2))
-    await record_activation(run, store)
-    for batch in batches(run, 1, 10):
-        await record_recipients(batch, store)
+    run = await scheduled_run(store, 10, start=datetime.now(UTC) + timedelta(days=2))
     assert await store.set_state(run.campaign_id, "completed") == 10
     assert await DueSends(store, publisher, 100).emit() == 0
 
 
 async def test_a_deferred_send_comes_back_at_its_retry_time(store, publisher, kafka_bootstrap, topic_prefix):
-    run = activation()
-    await record_activation(run, store)
-    for batch in batches(run, 1, 1):
-        await record_recipients(batch, store)
+    run = await scheduled_run(store, 1)
     due = DueSends(store, publisher, batch_size=100)
     assert await due.emit() == 1
     send_topic = Topics(topic_prefix).physical(topics.SEND_DUE)
