@@ -13,12 +13,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from servicekit.topics import ensure_topics
-
-ROOT = Path(__file__).parent
+from tests.support.servers import KAFKA_BOOTSTRAP, POSTGRES_URL, create_database, drop_database, start_local
 
 
 def _docker_answers() -> bool:
@@ -26,10 +24,6 @@ def _docker_answers() -> bool:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def _deploy(script: str) -> None:
-    subprocess.run([str(ROOT / "deploy" / script), "start"], check=True, env={**os.environ, "INSTANCE": "test"})
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +36,8 @@ def postgres_url():
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
     else:
-        _deploy("postgres.sh")
-        yield "postgresql://campaigns:campaigns@127.0.0.1:55433/campaigns"
+        start_local("postgres.sh")
+        yield POSTGRES_URL
 
 
 @pytest.fixture(scope="session")
@@ -56,26 +50,16 @@ def kafka_bootstrap():
         with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
             yield container.get_bootstrap_server()
     else:
-        _deploy("kafka.sh")
-        yield "127.0.0.1:59093"
+        start_local("kafka.sh")
+        yield KAFKA_BOOTSTRAP
 
 
 @pytest.fixture
 async def database_url(postgres_url):
     """A database of this test's own, dropped afterwards."""
-    name = "t_" + uuid.uuid4().hex[:16]
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = postgres_url.rpartition("/")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    url = await create_database(postgres_url)
+    yield url
+    await drop_database(postgres_url, url)
 
 
 @pytest.fixture

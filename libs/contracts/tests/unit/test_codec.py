@@ -82,3 +82,35 @@ def test_send_ids_are_deterministic_per_run_contact_and_step():
 def test_a_template_that_does_not_parse_is_refused():
     with pytest.raises(ValueError, match="does not parse"):
         EmailContent(subject="Hi {{ first_name", text="x")
+
+
+def test_the_fast_send_due_encoding_decodes_to_the_same_event():
+    from contracts.codec import send_due_message
+
+    event = next(e for e in examples() if isinstance(e, SendDue))
+    fast = send_due_message(
+        send_id=event.send_id, campaign_id=event.campaign_id, run_id=event.run_id,
+        contact_id=event.recipient.contact_id, step_index=event.step_index, due_at=event.due_at,
+        attempt=event.attempt, recipient_json=event.recipient.model_dump_json(),
+        content_json=event.content.model_dump_json(), correlation_id="corr-1",
+    )
+    slow = encode(event, correlation_id="corr-1")
+    decoded = decode(fast.topic, fast.key, fast.value)
+    assert decoded.model_copy(update={"event_id": event.event_id, "occurred_at": event.occurred_at}) == event
+    assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
+
+
+def test_event_ids_are_version_4_and_distinct():
+    from contracts.events import new_event_id
+
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000 and all(i.version == 4 and i.variant == "specified in RFC 4122" for i in ids)
+
+
+def test_send_ids_are_uuid5_of_run_contact_and_step():
+    from uuid import uuid5
+
+    from contracts.events import _SEND_NAMESPACE
+
+    run, contact = uuid4(), uuid4()
+    assert send_id_for(run, contact, 3) == uuid5(_SEND_NAMESPACE, f"{run}:{contact}:3")

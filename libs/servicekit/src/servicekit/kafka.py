@@ -126,6 +126,9 @@ class ConsumerLoop:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
+            # Large batches (segment.evaluated) come 8 MB at a time per partition, not 1 MB.
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -145,25 +148,35 @@ class ConsumerLoop:
             await self._consumer.stop()
 
     async def _partition(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
-        for record in records:
-            await self._one(record)
+        # Records are handled one after another, in order; the next one is decoded while
+        # the current handler waits on I/O (decoding a large batch is real CPU work).
+        decoding = asyncio.ensure_future(self._decode(records[0]))
+        for index, record in enumerate(records):
+            decoded = await decoding
+            if index + 1 < len(records):
+                decoding = asyncio.ensure_future(self._decode(records[index + 1]))
+            await self._one(record, decoded)
         if self._subscription.after_batch is not None:
             await self._subscription.after_batch()
         await self._consumer.commit({partition: records[-1].offset + 1})
 
-    async def _one(self, record: ConsumerRecord) -> None:
+    async def _decode(self, record: ConsumerRecord) -> Event | UndecodableMessage:
+        try:
+            return decode(self._topics.logical(record.topic), record.key, record.value)
+        except UndecodableMessage as error:
+            return error
+
+    async def _one(self, record: ConsumerRecord, decoded: Event | UndecodableMessage) -> None:
         topic = self._topics.logical(record.topic)
         headers = dict(record.headers or ())
         token = correlation_id.set((headers.get(CORRELATION_HEADER) or b"").decode() or None)
         try:
             with structlog.contextvars.bound_contextvars(topic=topic, offset=record.offset):
-                try:
-                    event = decode(topic, record.key, record.value)
-                except UndecodableMessage as error:
-                    await self._dead_letter(record, topic, f"undecodable: {error}")
+                if isinstance(decoded, UndecodableMessage):
+                    await self._dead_letter(record, topic, f"undecodable: {decoded}")
                     return
-                with structlog.contextvars.bound_contextvars(**_ids(event)):
-                    await self._handle(record, topic, event)
+                with structlog.contextvars.bound_contextvars(**_ids(decoded)):
+                    await self._handle(record, topic, decoded)
         finally:
             correlation_id.reset(token)
 

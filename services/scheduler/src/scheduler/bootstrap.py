@@ -59,7 +59,7 @@ def background(app: web.Application, settings: Settings):
         due = handlers.DueSends(store, publisher, settings.due_batch_size)
         return [
             loop.run(stop),
-            due.run(stop, settings.due_poll_seconds),
+            due.run(stop, settings.due_poll_seconds, settings.due_workers),
             OutboxRelay(app[resources.POOL], publisher).run(stop),
         ]
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import TypeAdapter
 
-from contracts.events import CampaignActivated, Recipient, send_id_for
+from contracts.events import CampaignActivated, Recipient, SendIds
 from contracts.steps import SendEmailStep, Step
 from contracts.timeline import plan_sends, recipient_timezone
 
@@ -40,6 +40,10 @@ class Run:
     def steps_json(self) -> list:
         return _STEPS.dump_python(self.steps, mode="json")
 
+    @property
+    def emails(self) -> int:
+        return sum(1 for step in self.steps if isinstance(step, SendEmailStep))
+
     def email_step(self, index: int) -> SendEmailStep:
         return self.steps[index]
 
@@ -61,6 +65,7 @@ class Planner:
     def __init__(self, run: Run) -> None:
         self._run = run
         self._plans: dict[str, list] = {}
+        self._send_id = SendIds(run.run_id)
 
     def _plan(self, zone: str) -> list:
         plan = self._plans.get(zone)
@@ -76,7 +81,7 @@ class Planner:
         zone = recipient_timezone(run.timezone, recipient.timezone, run.send_in_recipient_timezone)
         return [
             ScheduledSend(
-                send_id_for(run.run_id, recipient.contact_id, planned.step_index),
+                self._send_id(recipient.contact_id, planned.step_index),
                 run.run_id, run.campaign_id, recipient.contact_id, planned.step_index, planned.due_at,
             )
             for planned in self._plan(zone)

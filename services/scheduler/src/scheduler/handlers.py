@@ -5,34 +5,34 @@ from uuid import UUID
 
 import structlog
 
+from contracts.codec import Message, send_due_message
 from contracts.enums import CampaignStatus, DeliveryStatus
 from contracts.events import (
     CampaignActivated,
     CampaignScheduled,
     CampaignStatusChanged,
     EmailStatus,
-    Recipient,
     SegmentEvaluated,
-    SendDue,
 )
 from scheduler.adapters.postgres import SendStore
 from scheduler.domain import Run
 from servicekit import outbox
-from servicekit.kafka import EventPublisher
+from servicekit.kafka import EventPublisher, correlation_id
 
 log = structlog.get_logger()
 
 
 async def record_activation(event: CampaignActivated, store: SendStore) -> None:
     run = Run.from_event(event)
-    async with store.locked(run.run_id) as connection:
+    async with store.locked(run.run_id, exclusive=True) as connection:
         await store.save_run(connection, run)
         planned = await store.plan_waiting(connection, run)
-        await _announce_when_complete(connection, store, run, planned)
+        if await _announce_when_complete(connection, store, run, planned) or planned:
+            await store.refresh_statistics(connection)
 
 
 async def record_recipients(event: SegmentEvaluated, store: SendStore) -> None:
-    async with store.locked(event.run_id) as connection:
+    async with store.locked(event.run_id, exclusive=False) as connection:
         run = await store.load_run(connection, event.run_id)
         fresh = await store.save_batch(connection, event, planned=run is not None)
         if fresh is None:
@@ -41,21 +41,24 @@ async def record_recipients(event: SegmentEvaluated, store: SendStore) -> None:
         if run is None:
             return  # the recipients wait, unplanned, for campaign.activated
         planned = await store.add_sends(connection, run, fresh)
-        await _announce_when_complete(connection, store, run, planned)
+        if await _announce_when_complete(connection, store, run, planned) or event.batch_no == 0:
+            await store.refresh_statistics(connection)
 
 
-async def _announce_when_complete(connection, store: SendStore, run: Run, planned: int) -> None:
+async def _announce_when_complete(connection, store: SendStore, run: Run, planned: int) -> bool:
     """campaign.scheduled, once, when the run's last batch and all before it are planned."""
-    totals = await store.scheduling_totals(connection, run.run_id)
-    if totals is not None:
-        recipients, sends = totals
-        await outbox.add(
-            connection,
-            CampaignScheduled(campaign_id=run.campaign_id, run_id=run.run_id, recipients=recipients, sends=sends),
-        )
-        log.info("run_scheduled", recipients=recipients, sends=sends)
-    elif planned:
-        log.debug("sends_planned", sends=planned)
+    totals = await store.scheduling_totals(connection, run.run_id, run.emails)
+    if totals is None:
+        if planned:
+            log.debug("sends_planned", sends=planned)
+        return False
+    recipients, sends = totals
+    await outbox.add(
+        connection,
+        CampaignScheduled(campaign_id=run.campaign_id, run_id=run.run_id, recipients=recipients, sends=sends),
+    )
+    log.info("run_scheduled", recipients=recipients, sends=sends)
+    return True
 
 
 _STATES = {
@@ -87,29 +90,36 @@ class DueSends:
         self._store = store
         self._publisher = publisher
         self._batch_size = batch_size
-        self._runs: dict[UUID, Run] = {}  # steps never change within a run
+        self._contents: dict[tuple[UUID, int], str] = {}  # a run's steps never change
 
     async def emit(self) -> int:
         async with self._store.pool.acquire() as connection, connection.transaction():
             rows = await self._store.claim_due(connection, self._batch_size)
             if not rows:
                 return 0
-            events = [await self._send_due(connection, row) for row in rows]
-            await self._publisher.publish_all(events)
+            messages = [await self._message(connection, row) for row in rows]
+            await self._publisher.send_all(messages)
             await self._store.mark_emitted(connection, [row["send_id"] for row in rows])
         return len(rows)
 
-    async def _send_due(self, connection, row) -> SendDue:
-        run = self._runs.get(row["run_id"])
-        if run is None:
-            run = self._runs[row["run_id"]] = await self._store.load_run(connection, row["run_id"])
-        return SendDue(
+    async def _message(self, connection, row) -> Message:
+        key = (row["run_id"], row["step_index"])
+        content = self._contents.get(key)
+        if content is None:
+            run = await self._store.load_run(connection, row["run_id"])
+            content = self._contents[key] = run.email_step(row["step_index"]).config.model_dump_json()
+        return send_due_message(
             send_id=row["send_id"], campaign_id=row["campaign_id"], run_id=row["run_id"],
-            step_index=row["step_index"], recipient=Recipient.model_validate(row["recipient"]),
-            content=run.email_step(row["step_index"]).config, due_at=row["due_at"], attempt=row["attempt"],
+            contact_id=row["contact_id"], step_index=row["step_index"], due_at=row["due_at"],
+            attempt=row["attempt"], recipient_json=row["recipient_json"], content_json=content,
+            correlation_id=correlation_id.get(),
         )
 
-    async def run(self, stop: asyncio.Event, poll_seconds: float) -> None:
+    async def run(self, stop: asyncio.Event, poll_seconds: float, workers: int = 1) -> None:
+        """`workers` emitters side by side: one publishes while another queries."""
+        await asyncio.gather(*(self._work(stop, poll_seconds) for _ in range(workers)))
+
+    async def _work(self, stop: asyncio.Event, poll_seconds: float) -> None:
         while not stop.is_set():
             try:
                 emitted = await self.emit()

@@ -5,3 +5,4 @@ class Settings(CommonSettings):
     http_port: int = 8083
     due_batch_size: int = 2000
     due_poll_seconds: float = 0.2
+    due_workers: int = 2

@@ -21,11 +21,13 @@ class SendStore:
         self.pool = pool
 
     @asynccontextmanager
-    async def locked(self, run_id: UUID) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction holding the run's lock: activation and recipient batches of one run,
-        from any scheduler instance, are recorded one at a time and see each other."""
+    async def locked(self, run_id: UUID, exclusive: bool) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction holding the run's lock, from any scheduler instance: batches of a
+        run share it (they are recorded side by side), activation holds it alone, so the
+        recipients of a batch that found no run are all there when the run is planned."""
+        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"run:{run_id}")
+            await connection.execute(f"SELECT {lock}(hashtext($1))", f"run:{run_id}")
             yield connection
 
     async def save_run(self, connection: asyncpg.Connection, run: Run) -> None:
@@ -53,7 +55,7 @@ class SendStore:
             return None
         await _copy_via_temp(
             connection, "run_recipients", ["run_id", "contact_id", "recipient", "planned"],
-            [(event.run_id, r.contact_id, r.model_dump(mode="json"), planned) for r in event.recipients],
+            [(event.run_id, r.contact_id, r.model_dump_json(), planned) for r in event.recipients],
         )
         return list(event.recipients)
 
@@ -63,7 +65,7 @@ class SendStore:
             "UPDATE run_recipients SET planned = true WHERE run_id = $1 AND NOT planned RETURNING recipient",
             run.run_id,
         )
-        return await self.add_sends(connection, run, [Recipient.model_validate(row["recipient"]) for row in rows])
+        return await self.add_sends(connection, run, [Recipient.model_validate_json(row["recipient"]) for row in rows])
 
     async def add_sends(self, connection: asyncpg.Connection, run: Run, recipients: list[Recipient]) -> int:
         planner = Planner(run)
@@ -72,13 +74,25 @@ class SendStore:
             for recipient in recipients
             for s in planner.sends(recipient)
         ]
-        await _copy_via_temp(
+        stored = await _copy_via_temp(
             connection, "sends", ["send_id", "run_id", "campaign_id", "contact_id", "step_index", "due_at"], sends
         )
-        return len(sends)
+        if stored:
+            await connection.execute("UPDATE runs SET sends = sends + $2 WHERE run_id = $1", run.run_id, stored)
+        return stored
 
-    async def scheduling_totals(self, connection: asyncpg.Connection, run_id: UUID) -> tuple[int, int] | None:
-        """(recipients, sends) once every batch of the run is planned and not yet announced."""
+    async def refresh_statistics(self, connection: asyncpg.Connection) -> None:
+        """The planner's view of sends after a bulk load (see migrations/0002)."""
+        await connection.execute("ANALYZE sends, run_recipients")
+
+    async def scheduling_totals(
+        self, connection: asyncpg.Connection, run_id: UUID, emails: int
+    ) -> tuple[int, int] | None:
+        """(recipients, sends) once every batch of the run is planned and not yet announced.
+
+        Takes the run's row lock, so that of batches recorded side by side the last to
+        commit sees all the others (each statement after the lock reads what is committed)."""
+        await connection.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run_id)
         complete = await connection.fetchval(
             "SELECT NOT r.scheduled_published AND EXISTS (SELECT 1 FROM evaluated_batches l"
             "   WHERE l.run_id = r.run_id AND l.is_last"
@@ -88,10 +102,11 @@ class SendStore:
         )
         if not complete:
             return None
-        await connection.execute("UPDATE runs SET scheduled_published = true WHERE run_id = $1", run_id)
-        recipients = await connection.fetchval("SELECT count(*) FROM run_recipients WHERE run_id = $1", run_id)
-        sends = await connection.fetchval("SELECT count(*) FROM sends WHERE run_id = $1", run_id)
-        return recipients, sends
+        sends = await connection.fetchval(
+            "UPDATE runs SET scheduled_published = true WHERE run_id = $1 RETURNING sends", run_id
+        )
+        # Every recipient gets one send per email of the flow, or none when already there.
+        return sends // emails, sends
 
     async def set_state(self, campaign_id: UUID, state: str) -> int:
         """Pauses, resumes or completes the campaign's runs; completing cancels what is
@@ -121,7 +136,8 @@ class SendStore:
     async def claim_due(self, connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
         """Locks up to `limit` due sends of active runs; other instances skip them."""
         return await connection.fetch(
-            "SELECT s.send_id, s.run_id, s.campaign_id, s.step_index, s.due_at, s.attempt, r.recipient"
+            "SELECT s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at, s.attempt,"
+            " r.recipient AS recipient_json"
             " FROM sends s"
             " JOIN runs ru ON ru.run_id = s.run_id AND ru.state = 'active'"
             " JOIN run_recipients r ON r.run_id = s.run_id AND r.contact_id = s.contact_id"
@@ -144,15 +160,25 @@ class SendStore:
         )
 
 
-async def _copy_via_temp(connection: asyncpg.Connection, table: str, columns: list[str], records: list) -> None:
-    """COPY (fast) into a transaction-scoped temp table, then INSERT ... ON CONFLICT DO
-    NOTHING (safe against what is already there) into `table`."""
+async def _copy_via_temp(connection: asyncpg.Connection, table: str, columns: list[str], records: list) -> int:
+    """Rows into `table`, skipping those already there. COPY straight in, which is fast;
+    when a row is already there (a batch re-sent with other boundaries), COPY into a
+    transaction-scoped temp table instead and INSERT ... ON CONFLICT DO NOTHING from it."""
     if not records:
-        return
+        return 0
+    try:
+        async with connection.transaction():  # a savepoint: a conflict undoes only this COPY
+            await connection.copy_records_to_table(table, records=records, columns=columns)
+        return len(records)
+    except asyncpg.UniqueViolationError:
+        pass
     staging = f"incoming_{table}"
     await connection.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     await connection.copy_records_to_table(staging, records=records, columns=columns)
     names = ", ".join(columns)
-    await connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING")
+    status = await connection.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING"
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,115 @@
+"""What the benchmarks share: real servers, a fresh database and topics, a service process
+to measure, its peak RSS, and writing the figures."""
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from contracts.topics import ALL_TOPICS
+from servicekit.topics import ensure_topics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.servers import KAFKA_BOOTSTRAP, POSTGRES_URL, create_database, start_local  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def servers() -> tuple[str, str]:
+    """DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS from the env, else the `test` instance."""
+    if "DATABASE_URL" in os.environ and "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        return os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    start_local("postgres.sh")
+    start_local("kafka.sh")
+    return POSTGRES_URL, KAFKA_BOOTSTRAP
+
+
+async def fresh_database(admin_url: str) -> str:
+    return await create_database(admin_url, prefix="bench")
+
+
+async def fresh_topics(bootstrap: str) -> str:
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    await ensure_topics(bootstrap, prefix)
+    return prefix
+
+
+async def message_count(bootstrap: str, topic: str) -> int:
+    partitions = next(spec.partitions for spec in ALL_TOPICS if topic.endswith(spec.name))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(offsets.values())
+    finally:
+        await consumer.stop()
+
+
+class Service:
+    """A service process whose peak resident memory is sampled while it runs."""
+
+    def __init__(self, module: str, env: dict[str, str], log: Path) -> None:
+        self._log = open(log, "wb")
+        # BENCH_PROFILE=FILE runs the service under pyinstrument (uv pip install pyinstrument).
+        profile = ["-m", "pyinstrument", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        self.process = subprocess.Popen([sys.executable, *profile, "-m", module], env={**os.environ, **env},
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self.peak_rss_mb = 0.0
+        self._sampling = True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        status = Path(f"/proc/{self.process.pid}/status")
+        while self._sampling and self.process.poll() is None:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+            time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._sampling = False
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+async def until(check, what: str, timeout: float, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(every)
+    raise SystemExit(f"gave up after {timeout:.0f}s waiting for: {what}")
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
+            * os.sysconf("SC_PHYS_PAGES") / 2**30, 1), "python": platform.python_version()}
+
+
+def report(name: str, figures: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figures = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "machine": machine(), **figures}
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
