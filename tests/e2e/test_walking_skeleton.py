@@ -67,6 +67,9 @@ async def test_campaign_emails_opted_in_contacts_and_completes(system):
     activation_sent = time.monotonic()
     activated = await gateway.ok("PUT", f"/api/campaigns/{campaign['id']}/status", {"status": "active"})
     assert activated["status"] == "active"
+    # Editing the flow now changes nothing for the running campaign: it sends its snapshot.
+    await gateway.ok("PUT", f"/api/flows/{flow['id']}", {"name": "welcome v2", "steps": [
+        {"type": "SEND_EMAIL", "config": {"subject": "Changed", "text": "changed"}}]})
 
     async def four_emails():
         return len(smtp.received) >= 4

@@ -151,7 +151,8 @@ async def test_two_scheduler_processes_emit_each_send_exactly_once(
                  for port in ports]
     try:
         for port, process in zip(ports, processes, strict=True):
-            await wait_healthy(port, process)
+            health = await wait_healthy(port, process)
+            assert health["lag_seconds"] == 0, "nothing is due yet, so nothing is late"
         run = activation(steps=[EMAIL, WaitStep(type="WAIT", config=WaitConfig(seconds=1)), EMAIL])
         await publisher.publish(run)
         await publisher.publish_all(batches(run, 8, 250))  # 2,000 recipients, 4,000 sends
@@ -169,3 +170,14 @@ async def test_two_scheduler_processes_emit_each_send_exactly_once(
         assert len({decode(topics.SEND_DUE, r.key, r.value).send_id for r in records}) == 4000
     finally:
         await asyncio.to_thread(stop_processes, processes)
+
+
+async def test_health_reports_how_late_the_oldest_due_send_is(store, publisher):
+    minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+    run = activation(start=minute_ago).model_copy(update={"activated_at": minute_ago})
+    await record_activation(run, store)
+    for batch in batches(run, 1, 3):
+        await record_recipients(batch, store)
+    assert 59 <= await store.lag_seconds() < 120
+    await DueSends(store, publisher, 100).emit()
+    assert await store.lag_seconds() == 0
