@@ -41,3 +41,9 @@ wait_for_port() {  # host port seconds
     sleep 0.2
   done
 }
+
+port_free() {  # port: fails, saying what to do, when something else listens there
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "port $1 is taken (another instance of this project, or another server): stop it, or choose another port (see deploy/common.sh)"
+  fi
+}

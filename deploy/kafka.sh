@@ -63,6 +63,8 @@ JAVA_ARGS=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
 
 start() {
   if running; then say "already running on $KAFKA_BOOTSTRAP_SERVERS"; return 0; fi
+  port_free "$KAFKA_PORT"
+  port_free "$KAFKA_CONTROLLER_PORT"
   libs
   configure
   if [ ! -f "$HOME_DIR/data/meta.properties" ]; then

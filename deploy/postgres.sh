@@ -43,6 +43,7 @@ start() {
   if as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
     say "already running on port $PG_PORT"
   else
+    port_free "$PG_PORT"
     say "starting on 127.0.0.1:$PG_PORT"
     as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start \
       -o "-p $PG_PORT -k $SOCKETS -c listen_addresses=127.0.0.1 $SETTINGS" >/dev/null
