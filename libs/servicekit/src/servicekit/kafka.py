@@ -26,6 +26,10 @@ log = structlog.get_logger()
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 Handler = Callable[[Event], Awaitable[None]]
+# Takes the events of one partition batch together, where batching is the point (the
+# mailer). A batch that keeps failing is handled again one event at a time, so that one
+# bad event goes to the DLQ alone.
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 class Rejected(Exception):
@@ -89,7 +93,8 @@ class Subscription:
     """What one consumer group reacts to: a handler per topic."""
 
     group: str
-    handlers: dict[str, Handler]
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     max_records: int = 500
     retries: tuple[float, ...] = (0.2, 1.0, 5.0)  # waits between tries of a failing handler
     # Called once per partition batch after its handlers ran, before the commit.
@@ -132,7 +137,8 @@ class ConsumerLoop:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        physical = [self._topics.physical(topic) for topic in self._subscription.handlers]
+        subscribed = [*self._subscription.handlers, *self._subscription.batch_handlers]
+        physical = [self._topics.physical(topic) for topic in subscribed]
         self._consumer.subscribe(physical, listener=_FinishInFlight(self._lock))
         await self._consumer.start()
         log.info("consumer_started", group=self._subscription.group, topics=physical)
@@ -148,14 +154,17 @@ class ConsumerLoop:
             await self._consumer.stop()
 
     async def _partition(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
-        # Records are handled one after another, in order; the next one is decoded while
-        # the current handler waits on I/O (decoding a large batch is real CPU work).
-        decoding = asyncio.ensure_future(self._decode(records[0]))
-        for index, record in enumerate(records):
-            decoded = await decoding
-            if index + 1 < len(records):
-                decoding = asyncio.ensure_future(self._decode(records[index + 1]))
-            await self._one(record, decoded)
+        if self._topics.logical(partition.topic) in self._subscription.batch_handlers:
+            await self._batch(records)
+        else:
+            # Records are handled one after another, in order; the next one is decoded
+            # while the current handler waits on I/O (decoding a big batch is real work).
+            decoding = asyncio.ensure_future(self._decode(records[0]))
+            for index, record in enumerate(records):
+                decoded = await decoding
+                if index + 1 < len(records):
+                    decoding = asyncio.ensure_future(self._decode(records[index + 1]))
+                await self._one(record, decoded)
         if self._subscription.after_batch is not None:
             await self._subscription.after_batch()
         await self._consumer.commit({partition: records[-1].offset + 1})
@@ -180,8 +189,28 @@ class ConsumerLoop:
         finally:
             correlation_id.reset(token)
 
+    async def _batch(self, records: list[ConsumerRecord]) -> None:
+        topic = self._topics.logical(records[0].topic)
+        good: list[tuple[ConsumerRecord, Event]] = []
+        for record in records:
+            decoded = await self._decode(record)
+            if isinstance(decoded, UndecodableMessage):
+                await self._dead_letter(record, topic, f"undecodable: {decoded}")
+            else:
+                good.append((record, decoded))
+        if not good:
+            return
+        handler = self._subscription.batch_handlers[topic]
+        try:
+            await handler([event for _, event in good])
+        except Exception as error:
+            log.warning("batch_failed", error=repr(error), size=len(good))
+            for record, event in good:  # one by one: the DLQ gets only what fails alone
+                await self._one(record, event)
+
     async def _handle(self, record: ConsumerRecord, topic: str, event: Event) -> None:
-        handler = self._subscription.handlers[topic]
+        single = self._subscription.handlers.get(topic)
+        handler = single or (lambda event: self._subscription.batch_handlers[topic]([event]))
         waits = self._subscription.retries
         for attempt in range(len(waits) + 1):
             try:

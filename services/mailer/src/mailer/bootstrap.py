@@ -10,6 +10,7 @@ from mailer import handlers
 from mailer.adapters.postgres import ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
 from mailer.domain import RetryPolicy
+from mailer.limits import SendingLimits
 from mailer.settings import Settings
 from servicekit import resources
 from servicekit.http import health_route, problem_middleware
@@ -45,12 +46,16 @@ def background(app: web.Application, settings: Settings):
     def tasks(stop: asyncio.Event):
         pool, publisher = app[resources.POOL], app[resources.PUBLISHER]
         consent = ConsentCache(pool)
-        policy = RetryPolicy(
-            settings.smtp_retry_initial_seconds, settings.smtp_retry_max_seconds, settings.smtp_retry_lifetime_seconds
+        delivery = handlers.Delivery(
+            app[LEDGER], consent, app[SMTP],
+            SendingLimits(settings.send_rate_per_second, settings.domain_rate_per_second, settings.domain_concurrency),
+            RetryPolicy(settings.smtp_retry_initial_seconds, settings.smtp_retry_max_seconds,
+                        settings.smtp_retry_lifetime_seconds),
+            settings,
         )
 
-        async def on_send_due(event):
-            await handlers.deliver(event, app[LEDGER], consent, app[SMTP], settings, policy)
+        async def on_send_due(events):
+            await handlers.deliver(events, delivery)
 
         async def on_contact_changed(event):
             await handlers.remember_consent(event, consent)
@@ -58,7 +63,7 @@ def background(app: web.Application, settings: Settings):
         names = Topics(settings.kafka_topic_prefix)
         # Two groups: the consent cache reads contact.changed from its start (it is compacted)
         # without waiting behind a long send.due backlog.
-        sends = Subscription("mailer", {topics.SEND_DUE: on_send_due})
+        sends = Subscription("mailer", batch_handlers={topics.SEND_DUE: on_send_due})
         consents = Subscription("mailer-consent", {topics.CONTACT_CHANGED: on_contact_changed})
         return [
             ConsumerLoop(settings.kafka_bootstrap_servers, names, sends, publisher).run(stop),

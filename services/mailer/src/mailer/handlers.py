@@ -1,16 +1,19 @@
-"""What the mailer does with a send.due and a contact.changed."""
+"""What the mailer does with send.due batches and with contact.changed."""
 
+import asyncio
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parseaddr
 
 import structlog
 
 from contracts.enums import DeliveryStatus
 from contracts.events import ContactChanged, SendDue
-from mailer.adapters.postgres import ConsentCache, Ledger
+from mailer.adapters.postgres import Claim, ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
-from mailer.domain import Outcome, RetryPolicy, classify
+from mailer.addresses import BadAddress, parse_address
+from mailer.domain import Consent, Outcome, RetryPolicy, classify
+from mailer.limits import SendingLimits
 from mailer.message import build_message
 from mailer.settings import Settings
 
@@ -18,36 +21,61 @@ log = structlog.get_logger()
 _rng = random.Random()
 
 
-async def deliver(
-    send: SendDue, ledger: Ledger, consent: ConsentCache, smtp: SmtpPool, settings: Settings, policy: RetryPolicy
-) -> None:
-    claim = await ledger.claim(send)
-    if claim is None:
-        log.info("send_already_handled", attempt=send.attempt)
+@dataclass(frozen=True)
+class Delivery:
+    """What a send needs to go out: the ledger, the consent cache, SMTP and the rules."""
+
+    ledger: Ledger
+    consent: ConsentCache
+    smtp: SmtpPool
+    limits: SendingLimits
+    policy: RetryPolicy
+    settings: Settings
+
+
+async def deliver(sends: list[SendDue], delivery: Delivery) -> None:
+    """Chunk by chunk: claim in the ledger, send side by side, record the outcomes. A crash
+    can catch at most the chunks in flight between their claim and their record."""
+    size = delivery.settings.delivery_chunk
+    for start in range(0, len(sends), size):
+        await _chunk(sends[start:start + size], delivery)
+
+
+async def _chunk(sends: list[SendDue], delivery: Delivery) -> None:
+    claims = await delivery.ledger.claim(sends)
+    claimed = [send for send in sends if send.send_id in claims]
+    if len(claimed) < len(sends):
+        log.info("sends_already_handled", count=len(sends) - len(claimed))
+    if not claimed:
         return
+    consents = await delivery.consent.of([send.recipient.contact_id for send in claimed])
+    outcomes = await asyncio.gather(*(
+        _attempt(send, claims.pop(send.send_id), consents.get(send.recipient.contact_id), delivery)
+        for send in claimed
+    ))
+    await delivery.ledger.record(list(zip(claimed, outcomes, strict=True)))
+
+
+async def _attempt(send: SendDue, claim: Claim, consent: Consent | None, delivery: Delivery) -> Outcome:
     if claim.resent_after_crash:
-        log.warning("resending_after_crash")
+        log.warning("resending_after_crash", send_id=str(send.send_id))
     now = datetime.now(UTC)
-    permission = await consent.of(send.recipient.contact_id)
-    if permission is None:
+    if consent is None:
         # contact.changed has not reached us yet: wait for it like for a busy server.
-        outcome = classify(None, "consent not known yet", policy, send.attempt, claim.first_attempt_at, now, _rng)
-    elif not permission.allows_marketing:
-        outcome = Outcome(DeliveryStatus.SKIPPED_NO_CONSENT)
-    else:
-        outcome = await _send(send, smtp, settings, policy, claim.first_attempt_at, now)
-    await ledger.record(send, outcome)
-    log.info("send_handled", status=outcome.status.value, smtp_code=outcome.smtp_code, attempt=send.attempt)
-
-
-async def _send(send: SendDue, smtp: SmtpPool, settings: Settings, policy: RetryPolicy,
-                first_attempt_at: datetime, now: datetime) -> Outcome:
+        return classify(None, "consent not known yet", delivery.policy, send.attempt, claim.first_attempt_at,
+                        now, _rng)
+    if not consent.allows_marketing:
+        return Outcome(DeliveryStatus.SKIPPED_NO_CONSENT)
+    settings = delivery.settings
     try:
-        message = build_message(send, settings.mail_from, settings.public_base_url, settings.tracking_secret)
-    except ValueError as error:  # an address or a template that cannot make an email
+        address = parse_address(send.recipient.email)
+        message = build_message(send, address, settings.mail_from, settings.public_base_url, settings.tracking_secret)
+    except (BadAddress, ValueError) as error:  # nothing any retry could mend
         return Outcome(DeliveryStatus.FAILED, None, f"cannot build the email: {error}")
-    code, text = await smtp.send(message, parseaddr(settings.mail_from)[1], send.recipient.email)
-    return classify(code, text, policy, send.attempt, first_attempt_at, now, _rng)
+    async with delivery.limits.slot(address.domain):
+        code, text = await delivery.smtp.send(message, settings.envelope_sender, address.envelope,
+                                              smtputf8=address.needs_smtputf8)
+    return classify(code, text, delivery.policy, send.attempt, claim.first_attempt_at, datetime.now(UTC), _rng)
 
 
 async def remember_consent(event: ContactChanged, consent: ConsentCache) -> None:

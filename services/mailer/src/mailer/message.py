@@ -1,14 +1,15 @@
 """Builds the email of a send: rendered templates, multipart/alternative, safe headers."""
 
-from email.headerregistry import Address
+from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 from urllib.parse import quote
 
 from contracts.events import SendDue
 from contracts.links import unsubscribe_url
 from contracts.templates import render
+from mailer.addresses import Address
 
 
 def _one_line(value: str) -> str:
@@ -16,14 +17,14 @@ def _one_line(value: str) -> str:
     return " ".join(value.splitlines()).replace("\r", " ").replace("\n", " ").strip()
 
 
-def build_message(send: SendDue, mail_from: str, public_base_url: str, secret: str) -> EmailMessage:
+def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: str, secret: str) -> EmailMessage:
     fields = send.recipient.template_fields()
     content = send.content
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=SMTPUTF8 if to.needs_smtputf8 else SMTP)
     from_name, from_address = parseaddr(mail_from)
     domain = from_address.rpartition("@")[2] or "localhost"
-    message["From"] = Address(_one_line(from_name), addr_spec=from_address) if from_name else from_address
-    message["To"] = Address(addr_spec=send.recipient.email)
+    message["From"] = HeaderAddress(_one_line(from_name), addr_spec=from_address) if from_name else from_address
+    message["To"] = HeaderAddress(addr_spec=to.display if to.needs_smtputf8 else to.envelope)
     message["Subject"] = _one_line(render(content.subject, fields))
     message["Date"] = format_datetime(send.due_at)
     # Stable: a resend after a crash carries the same id, so receivers can drop the copy.

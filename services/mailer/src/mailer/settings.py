@@ -1,3 +1,4 @@
+from email.utils import parseaddr
 from typing import Literal
 
 from pydantic import Field
@@ -13,10 +14,18 @@ class Settings(CommonSettings):
     smtp_password: str | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout_seconds: float = 30.0
-    smtp_connections: int = Field(default=8, ge=1)
+    smtp_connections: int = Field(default=16, ge=1)
+    send_rate_per_second: float = Field(default=0, ge=0, description="all emails; 0: no limit")
+    domain_rate_per_second: float = Field(default=0, ge=0, description="per recipient domain; 0: no limit")
+    domain_concurrency: int = Field(default=16, ge=0, description="SMTP transactions at once per domain")
+    delivery_chunk: int = Field(default=50, ge=1, description="sends claimed and recorded together")
     mail_from: str = "Campaigns <campaigns@localhost>"
     public_base_url: str = "http://127.0.0.1:8080"
     tracking_secret: str = "change-me"
     smtp_retry_initial_seconds: float = 300
     smtp_retry_max_seconds: float = 3600
     smtp_retry_lifetime_seconds: float = 259200
+
+    @property
+    def envelope_sender(self) -> str:
+        return parseaddr(self.mail_from)[1]

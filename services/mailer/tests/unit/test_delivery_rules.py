@@ -8,9 +8,11 @@ from contracts.enums import DeliveryStatus
 from contracts.events import Recipient, SendDue
 from contracts.steps import EmailContent
 from mailer.domain import RetryPolicy, classify
+from mailer.addresses import parse_address
 from mailer.message import build_message
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+TO = parse_address("ada@example.com")
 POLICY = RetryPolicy(initial_seconds=300, max_seconds=3600, lifetime_seconds=259200)
 
 
@@ -46,7 +48,7 @@ def send(subject: str, first_name: str = "Ada") -> SendDue:
 
 
 def test_the_email_is_personalised_multipart_and_carries_one_click_unsubscribe():
-    message = build_message(send("Hello {{ first_name }}"), "News <news@example.com>", "https://x.test", "s")
+    message = build_message(send("Hello {{ first_name }}"), TO, "News <news@example.com>", "https://x.test", "s")
     assert message["Subject"] == "Hello Ada"
     assert message.get_content_type() == "multipart/alternative"
     assert "Hi Ada" in message.get_body(("plain",)).get_content()
@@ -55,12 +57,12 @@ def test_the_email_is_personalised_multipart_and_carries_one_click_unsubscribe()
 
 
 def test_a_subject_with_cr_lf_cannot_add_a_header():
-    message = build_message(send("{{ first_name }}", "x\r\nBcc: victim@example.com"), "n@example.com", "https://x", "s")
+    message = build_message(send("{{ first_name }}", "x\r\nBcc: victim@example.com"), TO, "n@example.com", "https://x", "s")
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0]
     assert b"\r\nBcc:" not in headers and message["Bcc"] is None
     assert message["Subject"] == "x Bcc: victim@example.com"
 
 
 def test_names_are_escaped_in_the_html_part():
-    message = build_message(send("s", "<script>"), "n@example.com", "https://x", "s")
+    message = build_message(send("s", "<script>"), TO, "n@example.com", "https://x", "s")
     assert "&lt;script&gt;" in message.get_body(("html",)).get_content()

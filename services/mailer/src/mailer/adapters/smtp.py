@@ -32,14 +32,17 @@ class SmtpPool:
             timeout=s.smtp_timeout_seconds,
         )
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> tuple[int | None, str]:
+    async def send(
+        self, message: EmailMessage, sender: str, recipient: str, smtputf8: bool = False
+    ) -> tuple[int | None, str]:
         """The server's answer as (code, text); code None when no answer came (a
         connection that failed or timed out)."""
         client = await self._idle.get()
         try:
             if not client.is_connected:
                 await client.connect()
-            _, answer = await client.send_message(message, sender=sender, recipients=[recipient])
+            options = ["SMTPUTF8"] if smtputf8 else []
+            _, answer = await client.send_message(message, sender=sender, recipients=[recipient], mail_options=options)
             return 250, answer  # send_message returns only once DATA was accepted (2xx)
         except aiosmtplib.SMTPRecipientsRefused as error:
             refused = error.recipients[0]

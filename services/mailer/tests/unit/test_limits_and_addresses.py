@@ -1,0 +1,54 @@
+import asyncio
+
+import pytest
+
+from mailer.addresses import BadAddress, parse_address
+from mailer.limits import SendingLimits, TokenBucket
+
+
+def test_a_bucket_lets_a_burst_through_then_paces_at_its_rate():
+    bucket = TokenBucket(rate=10, burst=2, now=0.0)
+    assert [bucket.take(0.0), bucket.take(0.0)] == [0.0, 0.0]
+    assert bucket.take(0.0) == pytest.approx(0.1)
+    assert bucket.take(1.0) == 0.0  # a second later, tokens came back
+
+
+async def test_a_domain_never_has_more_transactions_at_once_than_allowed():
+    limits = SendingLimits(global_rate=0, domain_rate=0, domain_concurrency=2)
+    inside = {"example.com": 0, "other.test": 0}
+    most = dict(inside)
+
+    async def send(domain: str):
+        async with limits.slot(domain):
+            key = domain.lower()
+            inside[key] += 1
+            most[key] = max(most[key], inside[key])
+            await asyncio.sleep(0.01)
+            inside[key] -= 1
+
+    await asyncio.gather(*(send("example.com") for _ in range(6)), *(send("OTHER.test") for _ in range(3)))
+    assert most == {"example.com": 2, "other.test": 2}
+
+
+async def test_the_global_rate_paces_sending():
+    ticks = iter(i * 0.001 for i in range(1000))
+    limits = SendingLimits(global_rate=100, domain_rate=0, domain_concurrency=0, clock=lambda: next(ticks))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(20):
+        async with limits.slot("example.com"):
+            pass
+    assert loop.time() - started >= 0.15  # 20 at 100/s with a burst of 10: ~0.1 s of waiting at least
+
+
+def test_a_unicode_domain_travels_in_idna():
+    address = parse_address("jorg@bücher.example")
+    assert (address.envelope, address.domain, address.needs_smtputf8) == (
+        "jorg@xn--bcher-kva.example", "xn--bcher-kva.example", False)
+    assert parse_address("Jörg@bücher.example").needs_smtputf8
+
+
+@pytest.mark.parametrize("bad", ["no-at-sign", "a@b@c.example", "a@-bad-.example", "a\r\n@x.example"])
+def test_an_invalid_address_is_refused(bad):
+    with pytest.raises(BadAddress):
+        parse_address(bad)
