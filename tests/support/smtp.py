@@ -2,7 +2,7 @@
 answer 4xx or 5xx on demand."""
 
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -30,12 +30,14 @@ class Received:
 class RecordingHandler:
     def __init__(self) -> None:
         self.received: list[Received] = []
+        self.attempts: Counter[str] = Counter()  # DATA commands per recipient, refused ones too
         self.answers: deque[str] = deque()  # e.g. "451 4.3.0 try later"; used first-in first-out
 
     def answer_next(self, *answers: str) -> None:
         self.answers.extend(answers)
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        self.attempts.update(envelope.rcpt_tos)
         if self.answers:
             return self.answers.popleft()
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
@@ -59,3 +61,7 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self.handler.received
+
+    @property
+    def attempts(self) -> Counter[str]:
+        return self.handler.attempts

@@ -7,8 +7,8 @@ import pytest
 from contracts.enums import DeliveryStatus
 from contracts.events import Recipient, SendDue
 from contracts.steps import EmailContent
-from mailer.domain import RetryPolicy, classify
 from mailer.addresses import parse_address
+from mailer.domain import RetryPolicy, classify
 from mailer.message import build_message
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
