@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -89,6 +90,24 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self._log.close()
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a port of its own (deploy/smtp-sink.sh installs it). Its
+    running counter goes to a file: a pipe nobody reads would fill and stall it."""
+
+    def __init__(self, port: int) -> None:
+        self._counter = Path(f"/tmp/bench-smtp-sink-{port}.out")
+        with self._counter.open("w") as output:
+            self._process = subprocess.Popen([str(ROOT / "deploy" / "smtp-sink.sh"), str(port)],
+                                             stdout=output, stderr=subprocess.STDOUT)
+
+    def stop(self) -> int | None:
+        """Stops the sink; returns how many messages it took, as it counted them."""
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        counts = re.findall(r"mesg=(\d+)", self._counter.read_text(errors="replace"))
+        return int(counts[-1]) if counts else None
 
 
 async def until(check, what: str, timeout: float, every: float = 0.2):

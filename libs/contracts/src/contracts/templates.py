@@ -22,6 +22,7 @@ def _environment(html: bool = False) -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=html)
 
 
+@lru_cache(maxsize=4096)  # the same templates arrive with every send of a campaign
 def check_template(source: str) -> None:
     """Refuses a template that does not parse, or that reaches for private attributes
     (`x.__class__`, `x["_y"]`): the sandbox would render them empty, and an author who

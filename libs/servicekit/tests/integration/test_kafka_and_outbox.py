@@ -93,3 +93,32 @@ async def test_migrations_apply_once(database_url, tmp_path: Path):
     assert await migrate(database_url, "m", tmp_path) == []
     (tmp_path / "0003_c.sql").write_text("CREATE TABLE c (id int);")
     assert await migrate(database_url, "m", tmp_path) == ["0003_c.sql"]
+
+
+async def test_a_failing_batch_is_retried_one_by_one_and_only_the_bad_event_is_dead_lettered(
+    kafka_bootstrap, topic_prefix, publisher
+):
+    names = Topics(topic_prefix)
+    handled: list[int] = []
+
+    async def handle_batch(events: list[CampaignScheduled]) -> None:
+        if any(event.sends == 13 for event in events):
+            raise Rejected("thirteen is unlucky")
+        handled.extend(event.sends for event in events)
+
+    await publisher.publish_all([scheduled(n, campaign_id=uuid4()) for n in (1, 13, 2, 3)])
+    subscription = Subscription("batch-test", batch_handlers={topics.CAMPAIGN_SCHEDULED: handle_batch},
+                                retries=(0.05,))
+    loop = ConsumerLoop(kafka_bootstrap, names, subscription, publisher)
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run(stop))
+    try:
+        dead = await read_all(kafka_bootstrap, names.physical(topics.dlq_of(topics.CAMPAIGN_SCHEDULED)), 1)
+        await eventually(lambda: sorted(handled) == [1, 2, 3], "the good events are handled")
+    finally:
+        stop.set()
+        await running
+    [record] = dead
+    assert decode(topics.CAMPAIGN_SCHEDULED, record.key, record.value).sends == 13
+    assert await committed_lag(kafka_bootstrap, names.physical(subscription.group),
+                               names.physical(topics.CAMPAIGN_SCHEDULED)) == 0

@@ -1,7 +1,6 @@
 """SMTP delivery through a small pool of persistent aiosmtplib connections."""
 
 import asyncio
-from email.message import EmailMessage
 
 import aiosmtplib
 import structlog
@@ -32,9 +31,7 @@ class SmtpPool:
             timeout=s.smtp_timeout_seconds,
         )
 
-    async def send(
-        self, message: EmailMessage, sender: str, recipient: str, smtputf8: bool = False
-    ) -> tuple[int | None, str]:
+    async def send(self, message: bytes, sender: str, recipient: str, smtputf8: bool = False) -> tuple[int | None, str]:
         """The server's answer as (code, text); code None when no answer came (a
         connection that failed or timed out)."""
         client = await self._idle.get()
@@ -42,8 +39,8 @@ class SmtpPool:
             if not client.is_connected:
                 await client.connect()
             options = ["SMTPUTF8"] if smtputf8 else []
-            _, answer = await client.send_message(message, sender=sender, recipients=[recipient], mail_options=options)
-            return 250, answer  # send_message returns only once DATA was accepted (2xx)
+            _, answer = await client.sendmail(sender, [recipient], message, mail_options=options)
+            return 250, answer  # sendmail returns only once DATA was accepted (2xx)
         except aiosmtplib.SMTPRecipientsRefused as error:
             refused = error.recipients[0]
             return refused.code, refused.message
