@@ -17,16 +17,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import Service, SmtpSink, fresh_database, fresh_topics, report, servers, until  # noqa: E402
+from support import SmtpSink, fresh_database, fresh_topics, report, running, servers, until  # noqa: E402
 
 from contracts.codec import encode  # noqa: E402
 from contracts.events import ContactChanged, Recipient, SendDue  # noqa: E402
 from contracts.steps import EmailContent  # noqa: E402
-from servicekit.kafka import EventPublisher, Topics, make_producer  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 CONTENT = EmailContent(
@@ -55,30 +52,20 @@ async def main(sends: int) -> None:
                        content=CONTENT))
         for i, c in enumerate(contacts)
     ]
-    mailer = Service("mailer", {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                                "KAFKA_TOPIC_PREFIX": prefix, "HTTP_PORT": "0", "LOG_LEVEL": "WARNING",
-                                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink_port)},
-                     Path("/tmp/bench-mailer.log"))
-    producer = make_producer(bootstrap)
-    await producer.start()
-    publisher = EventPublisher(producer, Topics(prefix))
-    db = await asyncpg.connect(database_url)
-    try:
-        await until(lambda: db.fetchval("SELECT to_regclass('mailer.consent') IS NOT NULL"), "migrations", 60)
-        await publisher.send_all(consents)
-        await until(lambda: db.fetchval("SELECT count(*) = $1 FROM mailer.consent", sends), "consents", 300)
-        started, cpu = time.monotonic(), mailer.cpu_seconds()
-        await publisher.send_all(messages)
-        await until(lambda: db.fetchval("SELECT count(*) >= $1 FROM mailer.ledger WHERE status = 'sent'", sends),
-                    "every send sent", 1800, every=0.25)
-        elapsed = time.monotonic() - started
-        mailer_cpu = mailer.cpu_seconds() - cpu
-        resent = await db.fetchval("SELECT count(*) FROM mailer.resent_after_crash")
-    finally:
-        await db.close()
-        await producer.stop()
-        mailer.stop()
-        counted = sink.stop()
+    async with running("mailer", "mailer.consent", database_url, bootstrap, prefix,
+                       SMTP_HOST="127.0.0.1", SMTP_PORT=str(sink_port)) as (mailer, publisher, db):
+        try:
+            await publisher.send_all(consents)
+            await until(lambda: db.fetchval("SELECT count(*) = $1 FROM mailer.consent", sends), "consents", 300)
+            started, cpu = time.monotonic(), mailer.cpu_seconds()
+            await publisher.send_all(messages)
+            await until(lambda: db.fetchval("SELECT count(*) >= $1 FROM mailer.ledger WHERE status = 'sent'",
+                                            sends), "every send sent", 1800, every=0.25)
+            elapsed = time.monotonic() - started
+            mailer_cpu = mailer.cpu_seconds() - cpu
+            resent = await db.fetchval("SELECT count(*) FROM mailer.resent_after_crash")
+        finally:
+            counted = sink.stop()
     report("mailer", {
         "sends": sends, "seconds": round(elapsed, 2), "emails_per_second": round(sends / elapsed),
         "mailer_cpu_share": round(mailer_cpu / elapsed, 2), "peak_rss_mb": round(mailer.peak_rss_mb, 1),

@@ -18,17 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import Service, fresh_database, fresh_topics, message_count, report, servers, until  # noqa: E402
+from support import fresh_database, fresh_topics, message_count, report, running, servers, until  # noqa: E402
 
 from contracts import topics  # noqa: E402
 from contracts.codec import encode  # noqa: E402
 from contracts.events import CampaignActivated, Recipient, SegmentEvaluated  # noqa: E402
 from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep  # noqa: E402
-from servicekit.kafka import EventPublisher, Topics, make_producer  # noqa: E402
+from servicekit.kafka import Topics  # noqa: E402
 
 ZONES = ["Europe/Paris", "America/New_York", "Asia/Tokyo", "UTC", None]
 
@@ -69,15 +67,7 @@ async def main(sends: int, batch: int, emails: int) -> None:
     print(f"preparing {sends:,} sends: {sends // emails:,} recipients x {emails} emails,"
           f" in batches of {batch:,} recipients ...", flush=True)
     run, batches = events(sends, batch, emails)
-    scheduler = Service("scheduler", {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                                      "KAFKA_TOPIC_PREFIX": prefix, "HTTP_PORT": "0", "LOG_LEVEL": "WARNING"},
-                        Path("/tmp/bench-scheduler.log"))
-    producer = make_producer(bootstrap)
-    await producer.start()
-    publisher = EventPublisher(producer, Topics(prefix))
-    db = await asyncpg.connect(database_url)
-    try:
-        await until(lambda: db.fetchval("SELECT to_regclass('scheduler.sends') IS NOT NULL"), "migrations", 60)
+    async with running("scheduler", "scheduler.sends", database_url, bootstrap, prefix) as (scheduler, publisher, db):
         started, cpu = time.monotonic(), scheduler.cpu_seconds()
         await publisher.publish(run)
         await publisher.send_all(batches)
@@ -96,10 +86,6 @@ async def main(sends: int, batch: int, emails: int) -> None:
         await until(lambda: _all_there(bootstrap, send_topic, stored), "every send.due", 1800, every=0.5)
         emitted_in = time.monotonic() - started - moved_in
         emit_cpu = scheduler.cpu_seconds() - cpu
-    finally:
-        await db.close()
-        await producer.stop()
-        scheduler.stop()
     report(f"scheduler-{emails}-email{'s' if emails > 1 else ''}", {
         "sends": stored, "recipients": stored // emails, "emails_per_recipient": emails, "batch_size": batch,
         "publish_batches_seconds": round(published, 2),

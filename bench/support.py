@@ -11,12 +11,15 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from contracts.topics import ALL_TOPICS
+from servicekit.kafka import EventPublisher, Topics, make_producer
 from servicekit.topics import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
@@ -108,6 +111,25 @@ class SmtpSink:
         self._process.wait(timeout=10)
         counts = re.findall(r"mesg=(\d+)", self._counter.read_text(errors="replace"))
         return int(counts[-1]) if counts else None
+
+
+@asynccontextmanager
+async def running(module: str, table: str, database_url: str, bootstrap: str, prefix: str, **env: str):
+    """The service as a process on the bench's database and topics, a publisher on those
+    topics, and a connection to the database; yields them once `table` exists (migrated)."""
+    service = Service(module, {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                               "KAFKA_TOPIC_PREFIX": prefix, "HTTP_PORT": "0", "LOG_LEVEL": "WARNING", **env},
+                      Path(f"/tmp/bench-{module}.log"))
+    producer = make_producer(bootstrap)
+    await producer.start()
+    db = await asyncpg.connect(database_url)
+    try:
+        await until(lambda: db.fetchval("SELECT to_regclass($1) IS NOT NULL", table), f"{table} migrated", 60)
+        yield service, EventPublisher(producer, Topics(prefix)), db
+    finally:
+        await db.close()
+        await producer.stop()
+        service.stop()
 
 
 async def until(check, what: str, timeout: float, every: float = 0.2):
