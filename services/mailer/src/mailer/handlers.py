@@ -9,6 +9,7 @@ import structlog
 
 from contracts.enums import DeliveryStatus
 from contracts.events import ContactChanged, SendDue
+from mailer import metrics
 from mailer.adapters.postgres import Claim, ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
 from mailer.addresses import BadAddress, parse_address
@@ -54,11 +55,14 @@ async def _chunk(sends: list[SendDue], delivery: Delivery) -> None:
         for send in claimed
     ))
     await delivery.ledger.record(list(zip(claimed, outcomes, strict=True)))
+    for outcome in outcomes:
+        metrics.SENDS.labels(outcome.status.value).inc()
 
 
 async def _attempt(send: SendDue, claim: Claim, consent: Consent | None, delivery: Delivery) -> Outcome:
     if claim.resent_after_crash:
         log.warning("resending_after_crash", send_id=str(send.send_id))
+        metrics.RESENT_AFTER_CRASH.inc()
     now = datetime.now(UTC)
     if consent is None:
         # contact.changed has not reached us yet: wait for it like for a busy server.

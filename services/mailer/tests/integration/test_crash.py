@@ -6,6 +6,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -61,6 +62,8 @@ async def test_a_killed_mailer_loses_nothing_and_resends_only_what_was_in_flight
                 lambda: db.fetchval("SELECT count(*) = $1 FROM mailer.ledger WHERE status = 'sent'", SENDS),
                 "every send recorded sent", timeout=120)
             resent = await db.fetchval("SELECT count(*) FROM mailer.resent_after_crash")
+            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as answer:
+                metrics = await answer.text()
         finally:
             await db.close()
             await asyncio.to_thread(stop_processes, [mailer])
@@ -71,3 +74,5 @@ async def test_a_killed_mailer_loses_nothing_and_resends_only_what_was_in_flight
               f" and sent again; {duplicates} duplicates at the SMTP server; {len(set(ids))} distinct of {SENDS}")
         assert len(set(ids)) == SENDS, "nothing lost"
         assert duplicates <= resent, "duplicates only among the sends caught mid-transaction"
+        assert f"mailer_resent_after_crash_total {float(resent)}" in metrics
+        assert 'mailer_sends_total{status="sent"}' in metrics
