@@ -97,8 +97,6 @@ class Subscription:
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     max_records: int = 500
     retries: tuple[float, ...] = (0.2, 1.0, 5.0)  # waits between tries of a failing handler
-    # Called once per partition batch after its handlers ran, before the commit.
-    after_batch: Callable[[], Awaitable[None]] | None = field(default=None)
 
 
 class _FinishInFlight(ConsumerRebalanceListener):
@@ -165,8 +163,6 @@ class ConsumerLoop:
                 if index + 1 < len(records):
                     decoding = asyncio.ensure_future(self._decode(records[index + 1]))
                 await self._one(record, decoded)
-        if self._subscription.after_batch is not None:
-            await self._subscription.after_batch()
         await self._consumer.commit({partition: records[-1].offset + 1})
 
     async def _decode(self, record: ConsumerRecord) -> Event | UndecodableMessage:
