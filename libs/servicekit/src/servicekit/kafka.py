@@ -97,18 +97,24 @@ class Subscription:
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     max_records: int = 500
     retries: tuple[float, ...] = (0.2, 1.0, 5.0)  # waits between tries of a failing handler
+    # Asked when partitions are assigned: True reads them again from their start (e.g. a
+    # cache built from a compacted topic that finds itself empty).
+    from_start_if: Callable[[], Awaitable[bool]] | None = None
 
 
-class _FinishInFlight(ConsumerRebalanceListener):
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, lock: asyncio.Lock, consumer: AIOKafkaConsumer, subscription: Subscription) -> None:
+        self._lock, self._consumer, self._subscription = lock, consumer, subscription
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self._lock:  # waits for the batch in flight to finish and commit
             pass
 
     async def on_partitions_assigned(self, assigned) -> None:
-        pass
+        replay = self._subscription.from_start_if
+        if assigned and replay is not None and await replay():
+            log.info("reading_from_start", partitions=len(assigned))
+            await self._consumer.seek_to_beginning(*assigned)
 
 
 class ConsumerLoop:
@@ -137,7 +143,7 @@ class ConsumerLoop:
     async def run(self, stop: asyncio.Event) -> None:
         subscribed = [*self._subscription.handlers, *self._subscription.batch_handlers]
         physical = [self._topics.physical(topic) for topic in subscribed]
-        self._consumer.subscribe(physical, listener=_FinishInFlight(self._lock))
+        self._consumer.subscribe(physical, listener=_Rebalance(self._lock, self._consumer, self._subscription))
         await self._consumer.start()
         log.info("consumer_started", group=self._subscription.group, topics=physical)
         try:

@@ -122,3 +122,30 @@ async def test_a_failing_batch_is_retried_one_by_one_and_only_the_bad_event_is_d
     assert decode(topics.CAMPAIGN_SCHEDULED, record.key, record.value).sends == 13
     assert await committed_lag(kafka_bootstrap, names.physical(subscription.group),
                                names.physical(topics.CAMPAIGN_SCHEDULED)) == 0
+
+
+async def test_a_group_reads_again_from_the_start_when_asked_at_assignment(kafka_bootstrap, topic_prefix, publisher):
+    names = Topics(topic_prefix)
+    await publisher.publish_all([scheduled(n) for n in range(5)])
+
+    async def consume(from_start: bool) -> list[int]:
+        seen: list[int] = []
+
+        async def handle(event: CampaignScheduled) -> None:
+            seen.append(event.sends)
+
+        async def ask() -> bool:
+            return from_start
+
+        subscription = Subscription("replay-test", {topics.CAMPAIGN_SCHEDULED: handle}, from_start_if=ask)
+        stop = asyncio.Event()
+        running = asyncio.create_task(ConsumerLoop(kafka_bootstrap, names, subscription, publisher).run(stop))
+        try:
+            await eventually(lambda: len(seen) >= 5, "every event handled")
+        finally:
+            stop.set()
+            await running
+        return sorted(seen)
+
+    assert await consume(from_start=False) == [0, 1, 2, 3, 4]
+    assert await consume(from_start=True) == [0, 1, 2, 3, 4], "committed, yet read again from the start"

@@ -65,7 +65,10 @@ def background(app: web.Application, settings: Settings):
         # Two groups: the consent cache reads contact.changed from its start (it is compacted)
         # without waiting behind a long send.due backlog.
         sends = Subscription("mailer", batch_handlers={topics.SEND_DUE: on_send_due})
-        consents = Subscription("mailer-consent", {topics.CONTACT_CHANGED: on_contact_changed})
+        # An empty cache (a new or lost database) is rebuilt from the topic's start. A full one
+        # is never replayed: an old opt-in read again could briefly undo an unsubscribe.
+        consents = Subscription("mailer-consent", {topics.CONTACT_CHANGED: on_contact_changed},
+                                from_start_if=consent.is_empty)
         return [
             ConsumerLoop(settings.kafka_bootstrap_servers, names, sends, publisher).run(stop),
             ConsumerLoop(settings.kafka_bootstrap_servers, names, consents, publisher).run(stop),

@@ -98,6 +98,9 @@ class ConsentCache:
         )
         return {row["contact_id"]: Consent(row["marketing_opt_in"], row["deleted"]) for row in rows}
 
+    async def is_empty(self) -> bool:
+        return not await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM consent)")
+
     async def remember(self, event: ContactChanged) -> None:
         await self._pool.execute(
             "INSERT INTO consent (contact_id, email, marketing_opt_in, deleted) VALUES ($1, $2, $3, $4)"
