@@ -97,6 +97,9 @@ class Subscription:
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     max_records: int = 500
     retries: tuple[float, ...] = (0.2, 1.0, 5.0)  # waits between tries of a failing handler
+    # Topics whose events are independent of each other (segment.evaluated batches) may
+    # have up to this many records of one partition handled at once; others go in order.
+    concurrency: dict[str, int] = field(default_factory=dict)
     # Asked when partitions are assigned: True reads them again from their start (e.g. a
     # cache built from a compacted topic that finds itself empty).
     from_start_if: Callable[[], Awaitable[bool]] | None = None
@@ -158,8 +161,17 @@ class ConsumerLoop:
             await self._consumer.stop()
 
     async def _partition(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
-        if self._topics.logical(partition.topic) in self._subscription.batch_handlers:
+        topic = self._topics.logical(partition.topic)
+        if topic in self._subscription.batch_handlers:
             await self._batch(records)
+        elif (width := self._subscription.concurrency.get(topic, 1)) > 1:
+            slots = asyncio.Semaphore(width)
+
+            async def one(record: ConsumerRecord) -> None:
+                async with slots:
+                    await self._one(record, await self._decode(record))
+
+            await asyncio.gather(*(one(record) for record in records))
         else:
             # Records are handled one after another, in order; the next one is decoded
             # while the current handler waits on I/O (decoding a big batch is real work).

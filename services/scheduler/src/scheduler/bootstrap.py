@@ -54,6 +54,8 @@ def background(app: web.Application, settings: Settings):
                 topics.CAMPAIGN_STATUS: on(handlers.follow_campaign_status),
                 topics.EMAIL_STATUS: on(handlers.record_outcome),
             },
+            # Batches of a run are independent (see SendStore.locked): store a few at once.
+            concurrency={topics.SEGMENT_EVALUATED: settings.batch_concurrency},
         )
         loop = ConsumerLoop(settings.kafka_bootstrap_servers, Topics(settings.kafka_topic_prefix), subscription, publisher)
         due = handlers.DueSends(store, publisher, settings.due_batch_size)

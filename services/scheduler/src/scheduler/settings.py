@@ -6,3 +6,4 @@ class Settings(CommonSettings):
     due_batch_size: int = 2000
     due_poll_seconds: float = 0.2
     due_workers: int = 2
+    batch_concurrency: int = 3
