@@ -74,3 +74,17 @@ def test_an_unknown_or_missing_recipient_zone_falls_back_to_the_campaigns():
     assert recipient_timezone("Europe/Paris", None, True) == "Europe/Paris"
     assert recipient_timezone("Europe/Paris", "Asia/Tokyo", False) == "Europe/Paris"
     assert recipient_timezone("Europe/Paris", "Asia/Tokyo", True) == "Asia/Tokyo"
+
+
+def test_a_day_wait_keeps_local_time_across_fall_back_in_europe():
+    # Europe/Paris leaves summer time on 2026-10-25.
+    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 10, 24), time(9), "Europe/Paris", LONG_AGO)
+    assert local(planned, "Europe/Paris") == [datetime(2026, 10, 24, 9), datetime(2026, 10, 25, 9)]
+    assert planned[1].due_at - planned[0].due_at == timedelta(hours=25)
+
+
+def test_a_day_wait_keeps_local_time_across_spring_forward_in_america():
+    # America/New_York moves to daylight time on 2026-03-08.
+    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 3, 7), time(9), "America/New_York", LONG_AGO)
+    assert local(planned, "America/New_York") == [datetime(2026, 3, 7, 9), datetime(2026, 3, 8, 9)]
+    assert planned[1].due_at - planned[0].due_at == timedelta(hours=23)
