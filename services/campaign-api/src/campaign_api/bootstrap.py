@@ -51,7 +51,8 @@ async def request_id_middleware(request: web.Request, handler):
     request[REQUEST_ID] = request.headers.get(REQUEST_ID) or str(uuid.uuid4())
     with structlog.contextvars.bound_contextvars(request_id=request[REQUEST_ID]):
         response = await handler(request)
-    response.headers[REQUEST_ID] = request[REQUEST_ID]
+    if not response.prepared:  # a streamed (proxied) answer carries it already
+        response.headers[REQUEST_ID] = request[REQUEST_ID]
     return response
 
 

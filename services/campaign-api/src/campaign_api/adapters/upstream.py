@@ -60,7 +60,8 @@ class Upstreams:
                 answer = web.StreamResponse(
                     status=upstream.status,
                     reason=upstream.reason,
-                    headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP},
+                    headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+                    | {REQUEST_ID: request[REQUEST_ID]},
                 )
                 await answer.prepare(request)
                 async for chunk in upstream.content.iter_chunked(64 * 1024):
