@@ -10,18 +10,19 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from campaign_api import docs_page
 from campaign_api.adapters.postgres import CampaignRepository
 from campaign_api.adapters.upstream import REQUEST_ID, Upstreams
-from campaign_api.http import CAMPAIGNS, ERRORS, UPSTREAMS, routes
+from campaign_api.http import CAMPAIGNS, ERRORS, OPERATIONS, UPSTREAMS, routes
 from campaign_api.settings import Settings
 from contracts import topics
-from servicekit import resources
+from servicekit import openapi, resources
 from servicekit.http import Problem, health_route, problem_middleware
 from servicekit.kafka import ConsumerLoop, Subscription, Topics
 from servicekit.outbox import OutboxRelay
 
 log = structlog.get_logger()
-PUBLIC_PREFIXES = ("/healthz", "/u/", "/t/")
+PUBLIC_PREFIXES = ("/healthz", "/u/", "/t/", "/api/openapi.json", "/api/docs")
 
 
 def _hash(key: str) -> bytes:
@@ -82,8 +83,14 @@ def create_app(settings: Settings) -> web.Application:
     for prefix in ("/api/contacts", "/api/segments", "/api/flows"):
         app.router.add_route("*", prefix, proxy)
         app.router.add_route("*", prefix + "/{tail:.*}", proxy)
-    app.add_routes([health_route()])
+    app.add_routes([health_route(), web.get("/api/openapi.json", gateway_openapi), *docs_page.routes()])
     return app
+
+
+async def gateway_openapi(request: web.Request) -> web.Response:
+    """campaign-api's operations and those of the services behind the gateway, in one document."""
+    own = openapi.document("Campaigns API", OPERATIONS)
+    return web.json_response(openapi.merge(own, *await request.app[UPSTREAMS].openapi_documents()))
 
 
 def background(app: web.Application, settings: Settings):

@@ -129,3 +129,36 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: CampaignStatus
+
+
+class StatusEntry(BaseModel):
+    previous: CampaignStatus | None
+    status: CampaignStatus
+    at: datetime
+
+
+class CampaignDetail(Campaign):
+    status_history: list[StatusEntry]
+
+
+class CampaignStats(BaseModel):
+    campaign_id: UUID
+    status: CampaignStatus
+    targeted: int | None = Field(description="recipients the segment matched; null before scheduling")
+    scheduled: int | None = Field(description="sends scheduled; null before scheduling")
+    sent: int
+    failed: int
+    skipped_no_consent: int
+    deferred: int
+
+
+class PlannedSendView(BaseModel):
+    step_index: int
+    utc: datetime
+    local: datetime
+
+
+class SchedulePreview(BaseModel):
+    campaign_id: UUID
+    timezone: str
+    sends: list[PlannedSendView]

@@ -9,17 +9,22 @@ from campaign_api.adapters.postgres import CampaignRepository
 from campaign_api.adapters.upstream import Upstreams
 from campaign_api.domain import (
     Campaign,
+    CampaignDetail,
     CampaignDraft,
     CampaignNotFound,
     CampaignPatch,
+    CampaignStats,
     InvalidTransition,
     NotEditable,
     NothingToSend,
+    PlannedSendView,
+    SchedulePreview,
     SegmentNotFound,
     StatusChange,
     UpstreamUnavailable,
 )
 from contracts.enums import CampaignStatus
+from servicekit import openapi
 from servicekit.http import (
     Problem,
     invalid,
@@ -66,7 +71,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
 async def get_campaign(request: web.Request) -> web.Response:
     campaign = await request.app[CAMPAIGNS].get(uuid_param(request))
     history = await request.app[CAMPAIGNS].history(campaign.id)
-    return json_response(campaign.model_dump(mode="json") | {"status_history": history})
+    return json_response(CampaignDetail(**campaign.model_dump(), status_history=history))
 
 
 @routes.patch("/api/campaigns/{id}")
@@ -116,14 +121,31 @@ async def schedule_preview(request: web.Request) -> web.Response:
     campaign = await request.app[CAMPAIGNS].get(uuid_param(request))
     flow_steps = await request.app[UPSTREAMS].flow_steps(campaign.flow_id) if campaign.flow_id else None
     planned = campaign.plan(campaign.steps_or_content(flow_steps), datetime.now(UTC))
-    return json_response({
-        "campaign_id": str(campaign.id),
-        "timezone": campaign.timezone,
-        "sends": [
-            {"step_index": p.step_index, "utc": p.due_at.isoformat(), "local": p.local(campaign.timezone).isoformat()}
-            for p in planned
-        ],
-    })
+    return json_response(SchedulePreview(
+        campaign_id=campaign.id, timezone=campaign.timezone,
+        sends=[PlannedSendView(step_index=p.step_index, utc=p.due_at, local=p.local(campaign.timezone))
+               for p in planned],
+    ))
+
+
+CAMPAIGN = "/api/campaigns/{id}"
+OPERATIONS = [
+    openapi.Operation("POST", "/api/campaigns", "Create a draft campaign (the segment must exist; a missing flow is"
+                      " dropped with a warning)", body=CampaignDraft, response=Campaign, status=201,
+                      errors=(400, 413, 415, 422, 503)),
+    openapi.Operation("GET", "/api/campaigns", "List campaigns", response=openapi.page_of(Campaign), errors=(400,),
+                      query={**openapi.PAGING, "status": {"type": "string", "enum": [s.value for s in CampaignStatus]}}),
+    openapi.Operation("GET", CAMPAIGN, "Get a campaign and its status history", response=CampaignDetail,
+                      errors=(404,)),
+    openapi.Operation("PATCH", CAMPAIGN, "Change a draft", body=CampaignPatch, response=Campaign,
+                      errors=(400, 404, 409, 413, 415, 422, 503)),
+    openapi.Operation("DELETE", CAMPAIGN, "Delete a draft", status=204, errors=(404, 409)),
+    openapi.Operation("PUT", CAMPAIGN + "/status", "Activate, pause, resume or complete", body=StatusChange,
+                      response=Campaign, errors=(400, 404, 409, 413, 415, 422, 503)),
+    openapi.Operation("GET", CAMPAIGN + "/stats", "Delivery figures", response=CampaignStats, errors=(404,)),
+    openapi.Operation("GET", CAMPAIGN + "/schedule-preview", "When each email will go, UTC and local",
+                      response=SchedulePreview, errors=(404, 422, 503)),
+]
 
 
 def _transition_problem(error: InvalidTransition) -> Problem:

@@ -3,8 +3,9 @@
 from aiohttp import web
 
 from segment_svc.adapters.postgres import ContactRepository, SegmentRepository
-from segment_svc.contacts import ContactDraft, ContactNotFound, ContactPatch, EmailTaken
-from segment_svc.segments import SegmentDraft, SegmentNotFound
+from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken
+from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
+from servicekit import openapi
 from servicekit.http import Problem, json_response, resource_routes, uuid_param
 
 CONTACTS = web.AppKey("contacts", ContactRepository)
@@ -17,10 +18,17 @@ async def preview_segment(request: web.Request) -> web.Response:
     return json_response(await segments.preview(segment.criteria))
 
 
+OPERATIONS = [
+    *openapi.resource_operations("/api/contacts", "contact", Contact, ContactDraft, ContactPatch, "PATCH"),
+    *openapi.resource_operations("/api/segments", "segment", Segment, SegmentDraft, SegmentDraft),
+    openapi.Operation("GET", "/api/segments/{id}/preview", "How many contacts a segment matches, and some of them",
+                      response=Preview, errors=(404,)),
+]
 routes = [
     *resource_routes("/api/contacts", CONTACTS, create=ContactDraft, update=ContactPatch, update_method="PATCH"),
     *resource_routes("/api/segments", SEGMENTS, create=SegmentDraft, update=SegmentDraft),
     web.get("/api/segments/{id}/preview", preview_segment),
+    openapi.route(OPERATIONS, "segment-svc"),
 ]
 
 ERRORS = {

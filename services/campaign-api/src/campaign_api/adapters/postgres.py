@@ -13,7 +13,9 @@ from campaign_api.domain import (
     Campaign,
     CampaignDraft,
     CampaignNotFound,
+    CampaignStats,
     NotEditable,
+    StatusEntry,
     check_transition,
 )
 from contracts.enums import CampaignStatus, DeliveryStatus
@@ -150,11 +152,11 @@ class CampaignRepository:
                 return await self._locked(connection, campaign_id)
             return updated
 
-    async def history(self, campaign_id: UUID) -> list[dict]:
+    async def history(self, campaign_id: UUID) -> list[StatusEntry]:
         rows = await self._pool.fetch(
             "SELECT previous, status, at FROM status_history WHERE campaign_id = $1 ORDER BY id", campaign_id
         )
-        return [{"previous": r["previous"], "status": r["status"], "at": r["at"].isoformat()} for r in rows]
+        return [StatusEntry.model_validate(dict(row)) for row in rows]
 
     async def record_scheduled(self, event: CampaignScheduled) -> None:
         async with self._pool.acquire() as connection, connection.transaction():
@@ -196,7 +198,7 @@ class CampaignRepository:
         if campaign.status is CampaignStatus.ACTIVE:
             await self._set_status(connection, campaign, CampaignStatus.COMPLETED, completed_at=datetime.now(UTC))
 
-    async def stats(self, campaign_id: UUID) -> dict:
+    async def stats(self, campaign_id: UUID) -> CampaignStats:
         campaign = await self.get(campaign_id)
         run = await self._pool.fetchrow(
             "SELECT recipients, expected_sends, terminal_sends FROM runs WHERE run_id = $1", campaign.run_id
@@ -206,10 +208,8 @@ class CampaignRepository:
             "SELECT status, count(*) AS n FROM send_outcomes WHERE campaign_id = $1 GROUP BY status", campaign_id
         ):
             counts[row["status"]] = row["n"]
-        return {
-            "campaign_id": str(campaign_id),
-            "status": campaign.status.value,
-            "targeted": run["recipients"] if run else None,
-            "scheduled": run["expected_sends"] if run else None,
+        return CampaignStats(
+            campaign_id=campaign_id, status=campaign.status,
+            targeted=run["recipients"] if run else None, scheduled=run["expected_sends"] if run else None,
             **counts,
-        }
+        )

@@ -4,6 +4,7 @@ that streams requests and answers through unchanged."""
 from uuid import UUID
 
 import aiohttp
+import structlog
 from aiohttp import web
 from pydantic import TypeAdapter
 
@@ -11,6 +12,7 @@ from campaign_api.domain import SegmentNotFound, UpstreamUnavailable
 from contracts.steps import Step
 from servicekit.http import Problem
 
+log = structlog.get_logger()
 _STEPS = TypeAdapter(list[Step])
 # Hop-by-hop headers (RFC 9110 7.6.1) and those aiohttp recomputes are not forwarded.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
@@ -43,6 +45,18 @@ class Upstreams:
         """The flow's steps, or None when there is no such flow."""
         flow = await self._get(f"{self.flow_engine_url}/api/flows/{flow_id}")
         return None if flow is None else _STEPS.validate_python(flow["steps"])
+
+    async def openapi_documents(self) -> list[dict]:
+        """segment-svc's and flow-engine's own OpenAPI documents; those that do not answer
+        are left out (the gateway's document then lacks their routes)."""
+        documents = []
+        for base in (self.segment_svc_url, self.flow_engine_url):
+            try:
+                if document := await self._get(f"{base}/api/openapi.json"):
+                    documents.append(document)
+            except UpstreamUnavailable as error:
+                log.warning("openapi_upstream_unavailable", error=str(error))
+        return documents
 
     def base_for(self, path: str) -> str:
         if path.startswith("/api/flows"):

@@ -1,0 +1,42 @@
+"""The gateway's OpenAPI document and its human-readable page."""
+
+import re
+
+import aiohttp
+import pytest
+from openapi_spec_validator import validate
+
+pytestmark = pytest.mark.e2e
+
+GATEWAY_PATHS = {
+    "/api/campaigns", "/api/campaigns/{id}", "/api/campaigns/{id}/status", "/api/campaigns/{id}/stats",
+    "/api/campaigns/{id}/schedule-preview", "/api/contacts", "/api/contacts/{id}", "/api/segments",
+    "/api/segments/{id}", "/api/segments/{id}/preview", "/api/flows", "/api/flows/{id}",
+}
+
+
+async def test_the_gateway_serves_one_valid_openapi_31_document_of_every_route(system):
+    running, _, _ = system
+    async with aiohttp.ClientSession() as session, session.get(running.gateway + "/api/openapi.json") as answer:
+        assert answer.status == 200, "public: no API key needed"
+        document = await answer.json()
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == GATEWAY_PATHS
+    create = document["paths"]["/api/campaigns"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CampaignDraft"}
+    assert "application/problem+json" in create["responses"]["422"]["content"]
+
+
+async def test_the_docs_page_works_offline(system):
+    running, _, _ = system
+    async with aiohttp.ClientSession() as session:
+        async with session.get(running.gateway + "/api/docs/") as answer:
+            assert answer.status == 200
+            page = await answer.text()
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+        for asset in assets:
+            url = asset if asset.startswith("/") else f"{running.gateway}/api/docs/{asset}"
+            async with session.get(url if url.startswith("http") else running.gateway + url) as answer:
+                assert answer.status == 200, asset
