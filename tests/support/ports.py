@@ -1,7 +1,16 @@
+import random
 import socket
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port outside the kernel's ephemeral range (32768-60999 here), where the
+    outgoing connections of every client (Kafka, PostgreSQL) take theirs: a port picked
+    there can be taken again before the service under test binds it."""
+    while True:
+        port = random.randint(20000, 29999)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port

@@ -59,7 +59,10 @@ class System:
         )
 
     async def start_all(self) -> None:
-        self.ports = {service: free_port() for service in SERVICES}
+        ports: set[int] = set()
+        while len(ports) < len(SERVICES):  # five different ports
+            ports.add(free_port())
+        self.ports = dict(zip(SERVICES, sorted(ports), strict=True))
         for service in SERVICES:
             self.start(service)
         for service in SERVICES:

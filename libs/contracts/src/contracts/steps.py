@@ -1,14 +1,44 @@
 """Flow steps: what a flow is made of, and what a running campaign snapshots."""
 
-from datetime import timedelta
+import re
+from datetime import time, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from contracts.templates import TemplateError, check_template
 
 # A wait longer than a year is almost surely a typo (seconds for days); refuse it.
 MAX_WAIT = timedelta(days=366)
+
+
+_HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _hh_mm(value):
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and _HH_MM.match(value):
+        return time.fromisoformat(value)
+    raise ValueError("use HH:MM, e.g. 09:30")
+
+
+# A time of day as people write it: "09:30", both ways.
+TimeOfDay = Annotated[
+    time,
+    BeforeValidator(_hh_mm),
+    PlainSerializer(lambda value: value.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _HH_MM.pattern, "examples": ["09:30"]}),
+]
 
 
 class _Strict(BaseModel):
@@ -17,6 +47,11 @@ class _Strict(BaseModel):
 
 class EmailContent(_Strict):
     """Subject, HTML and text of one email, as sandboxed Jinja2 templates."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"minLength": 1}}},
+        {"required": ["html"], "properties": {"html": {"minLength": 1}}},
+    ]})
 
     subject: str = Field(min_length=1, max_length=998)
     html: str = Field(default="", max_length=1_000_000)
@@ -39,10 +74,11 @@ class EmailContent(_Strict):
 
 
 class WaitConfig(_Strict):
-    days: int = Field(default=0, ge=0)
-    hours: int = Field(default=0, ge=0)
-    minutes: int = Field(default=0, ge=0)
-    seconds: int = Field(default=0, ge=0)
+    # Each bounded by the longest wait, so that no sum of them can overflow.
+    days: int = Field(default=0, ge=0, le=MAX_WAIT.days)
+    hours: int = Field(default=0, ge=0, le=MAX_WAIT.days * 24)
+    minutes: int = Field(default=0, ge=0, le=MAX_WAIT.days * 24 * 60)
+    seconds: int = Field(default=0, ge=0, le=int(MAX_WAIT.total_seconds()))
 
     @model_validator(mode="after")
     def _sane(self) -> "WaitConfig":
@@ -74,3 +110,13 @@ Step = Annotated[SendEmailStep | WaitStep, Field(discriminator="type")]
 
 def has_an_email(steps: list[SendEmailStep | WaitStep]) -> bool:
     return any(isinstance(step, SendEmailStep) for step in steps)
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**constraints):
+    """A PATCH field that may be left out but not sent as null: it stays unset (None)
+    when absent, and its schema shows no null default."""
+    return Field(default=None, json_schema_extra=_no_default, **constraints)

@@ -64,10 +64,33 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Problem(400, "Malformed JSON", str(error)) from None
+    if problem := _unstorable(data):
+        raise Problem(400, "Malformed JSON", problem)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise invalid(error) from None
+
+
+def _unstorable(value, path: str = "$") -> str | None:
+    """Text no database can keep: a NUL character, or half of a UTF-16 surrogate pair
+    (JSON's "\\ud800" alone). Named by its path, rather than failing on the way in."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path}: NUL characters are not allowed"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"{path}: text with a lone surrogate is not valid Unicode"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if problem := _unstorable(key, path) or _unstorable(item, f"{path}.{key}"):
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if problem := _unstorable(item, f"{path}[{index}]"):
+                return problem
+    return None
 
 
 def json_response(model: BaseModel | Mapping[str, Any], status: int = 200) -> web.Response:
@@ -86,7 +109,10 @@ def problem_middleware(error_map: Mapping[type[Exception], Callable[[Exception],
         except web.HTTPException as error:
             if error.status < 400:
                 raise
-            return Problem(error.status, error.reason).response(request.path)
+            response = Problem(error.status, error.reason).response(request.path)
+            if "Allow" in error.headers:  # a 405 says what is allowed (RFC 9110)
+                response.headers["Allow"] = error.headers["Allow"]
+            return response
         except Exception as error:
             for error_type, to_problem in error_map.items():
                 if isinstance(error, error_type):

@@ -1,12 +1,12 @@
 """Campaigns and their lifecycle. Pure: the adapters ask it what is allowed."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from contracts.enums import CampaignStatus
-from contracts.steps import EmailContent, SendEmailStep
+from contracts.steps import EmailContent, SendEmailStep, TimeOfDay, omittable
 from contracts.timeline import PlannedSend, is_known_zone, plan_sends
 
 # Which status may follow which, through PUT /status (completion after execution is the
@@ -65,19 +65,9 @@ class CampaignDraft(BaseModel):
     flow_id: UUID | None = None
     content: EmailContent | None = None
     start_date: date
-    start_time_of_day: time = Field(description="HH:MM")
+    start_time_of_day: TimeOfDay
     timezone: str = "UTC"
-    send_in_recipient_timezone: bool = False
-
-    @field_validator("start_time_of_day", mode="before")
-    @classmethod
-    def _hh_mm(cls, value):
-        if isinstance(value, str):
-            try:
-                return time.fromisoformat(value)
-            except ValueError:
-                raise ValueError("use HH:MM, e.g. 09:30") from None
-        return value
+    send_in_recipient_timezone: StrictBool = False
 
     @field_validator("timezone")
     @classmethod
@@ -92,15 +82,16 @@ class CampaignPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    description: str | None = None
-    segment_id: UUID | None = None
+    # Fields a draft must have cannot be set to null; flow_id and content can (removed).
+    name: str = omittable()
+    description: str = omittable()
+    segment_id: UUID = omittable()
     flow_id: UUID | None = None
     content: EmailContent | None = None
-    start_date: date | None = None
-    start_time_of_day: str | None = None
-    timezone: str | None = None
-    send_in_recipient_timezone: bool | None = None
+    start_date: date = omittable()
+    start_time_of_day: TimeOfDay = omittable()
+    timezone: str = omittable()
+    send_in_recipient_timezone: StrictBool = omittable()
 
 
 class Campaign(CampaignDraft):

@@ -120,7 +120,10 @@ async def campaign_stats(request: web.Request) -> web.Response:
 async def schedule_preview(request: web.Request) -> web.Response:
     campaign = await request.app[CAMPAIGNS].get(uuid_param(request))
     flow_steps = await request.app[UPSTREAMS].flow_steps(campaign.flow_id) if campaign.flow_id else None
-    planned = campaign.plan(campaign.steps_or_content(flow_steps), datetime.now(UTC))
+    try:
+        planned = campaign.plan(campaign.steps_or_content(flow_steps), datetime.now(UTC))
+    except NothingToSend:
+        planned = []  # nothing to send yet: nothing planned
     return json_response(SchedulePreview(
         campaign_id=campaign.id, timezone=campaign.timezone,
         sends=[PlannedSendView(step_index=p.step_index, utc=p.due_at, local=p.local(campaign.timezone))

@@ -51,7 +51,7 @@ async def test_a_run_whose_sends_all_finish_completes_once_and_redeliveries_coun
     await campaigns.record_outcome(outcome(campaign, DeliveryStatus.SENT, deferred.send_id, attempt=2))
     assert (await campaigns.get(campaign.id)).status is CampaignStatus.COMPLETED
     stats = await campaigns.stats(campaign.id)
-    assert (stats["sent"], stats["deferred"], stats["scheduled"]) == (2, 0, 2)
+    assert (stats.sent, stats.deferred, stats.scheduled) == (2, 0, 2)
 
 
 async def test_a_segment_that_matched_nobody_completes_the_campaign(campaigns):
@@ -70,5 +70,5 @@ async def test_sends_that_finish_while_paused_complete_the_campaign_on_resume(ca
     assert (await campaigns.get(campaign.id)).status is CampaignStatus.PAUSED
     resumed = await campaigns.change_status(campaign.id, CampaignStatus.ACTIVE)
     assert resumed.status is CampaignStatus.COMPLETED
-    assert [h["status"] for h in await campaigns.history(campaign.id)] == [
+    assert [h.status for h in await campaigns.history(campaign.id)] == [
         "draft", "active", "paused", "active", "completed"]

@@ -21,7 +21,8 @@ def test_a_template_that_does_not_parse_names_its_step_and_field():
 @pytest.mark.parametrize("wait, words", [
     ({"days": -1}, "greater than or equal to 0"),
     ({"days": 0}, "longer than zero"),
-    ({"days": 400}, "at most 366 days"),
+    ({"days": 400}, "less than or equal to 366"),
+    ({"days": 300, "hours": 24 * 100}, "at most 366 days"),
 ])
 def test_negative_empty_or_absurd_waits_are_refused(wait, words):
     [(path, message)] = problems([EMAIL, {"type": "WAIT", "config": wait}])

@@ -5,9 +5,10 @@ from typing import Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from contracts.events import ContactChanged
+from contracts.steps import omittable
 from contracts.timeline import is_known_zone
 
 
@@ -39,7 +40,7 @@ class ContactFields(BaseModel):
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     timezone: str | None = None
-    marketing_opt_in: bool = False
+    marketing_opt_in: StrictBool = False
     attributes: dict[str, Any] = Field(default_factory=dict)
 
     _zone = field_validator("timezone")(known_zone)
@@ -56,14 +57,15 @@ class ContactPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = Field(default=None, max_length=320)
+    # email, consent and attributes cannot be null; names and timezone can (cleared).
+    email: str = omittable(max_length=320)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     timezone: str | None = None
-    marketing_opt_in: bool | None = None
-    attributes: dict[str, Any] | None = None
+    marketing_opt_in: StrictBool = omittable()
+    attributes: dict[str, Any] = omittable()
 
-    _email = field_validator("email")(lambda value: normal_email(value) if value is not None else None)
+    _email = field_validator("email")(normal_email)
     _zone = field_validator("timezone")(known_zone)
 
 
