@@ -40,3 +40,22 @@ async def test_the_docs_page_works_offline(system):
             url = asset if asset.startswith("/") else f"{running.gateway}/api/docs/{asset}"
             async with session.get(url if url.startswith("http") else running.gateway + url) as answer:
                 assert answer.status == 200, asset
+
+
+async def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema(system):
+    """Property-based cases generated from /api/openapi.json against the running system."""
+    import asyncio
+    import sys
+
+    running, _, _ = system
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "schemathesis.cli", "run", running.gateway + "/api/openapi.json",
+        "--header", "Authorization: Bearer test-key",
+        "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance",
+        "--max-examples", "10", "--seed", "1", "--workers", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode(errors="replace")
+    cases = re.search(r"(\d+) generated", output)
+    print(f"\nschemathesis: {cases.group(0) if cases else 'no count'}")
+    assert process.returncode == 0, output[-4000:]

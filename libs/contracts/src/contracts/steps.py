@@ -112,11 +112,12 @@ def has_an_email(steps: list[SendEmailStep | WaitStep]) -> bool:
     return any(isinstance(step, SendEmailStep) for step in steps)
 
 
-def _no_default(schema: dict) -> None:
-    schema.pop("default", None)
-
-
-def omittable(**constraints):
+def omittable(schema: dict | None = None, **constraints):
     """A PATCH field that may be left out but not sent as null: it stays unset (None)
-    when absent, and its schema shows no null default."""
-    return Field(default=None, json_schema_extra=_no_default, **constraints)
+    when absent, and its schema shows no null default (plus what `schema` adds)."""
+
+    def adjust(field_schema: dict) -> None:
+        field_schema.pop("default", None)
+        field_schema.update(schema or {})
+
+    return Field(default=None, json_schema_extra=adjust, **constraints)

@@ -109,16 +109,18 @@ def merge(base: dict[str, Any], *others: dict[str, Any]) -> dict[str, Any]:
 
 
 def resource_operations(path: str, noun: str, model: type[BaseModel], create: type[BaseModel],
-                        update: type[BaseModel], update_method: str = "PUT") -> list[Operation]:
-    """The operations of `servicekit.http.resource_routes`."""
+                        update: type[BaseModel], update_method: str = "PUT",
+                        conflicts: tuple[int, ...] = ()) -> list[Operation]:
+    """The operations of `servicekit.http.resource_routes`; `conflicts` adds 409 where a
+    create or change can collide with what exists (a contact's email)."""
     item = path + "/{id}"
     return [
         Operation("POST", path, f"Create a {noun}", body=create, response=model, status=201,
-                  errors=(400, 413, 415, 422)),
+                  errors=(400, 413, 415, 422, *conflicts)),
         Operation("GET", path, f"List {noun}s", response=page_of(model), errors=(400,), query=PAGING),
         Operation("GET", item, f"Get a {noun}", response=model, errors=(404,)),
         Operation(update_method, item, f"Change a {noun}", body=update, response=model,
-                  errors=(400, 404, 413, 415, 422)),
+                  errors=(400, 404, 413, 415, 422, *conflicts)),
         Operation("DELETE", item, f"Delete a {noun}", status=204, errors=(404,)),
     ]
 

@@ -20,7 +20,8 @@ class FlowDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS, json_schema_extra={
+        "contains": {"type": "object", "properties": {"type": {"const": "SEND_EMAIL"}}, "required": ["type"]}})
 
     @field_validator("steps")
     @classmethod

@@ -47,7 +47,7 @@ class ContactFields(BaseModel):
 
 
 class ContactDraft(ContactFields):
-    email: str = Field(max_length=320)
+    email: str = Field(max_length=320, json_schema_extra={"format": "email"})
 
     _email = field_validator("email")(normal_email)
 
@@ -58,7 +58,7 @@ class ContactPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # email, consent and attributes cannot be null; names and timezone can (cleared).
-    email: str = omittable(max_length=320)
+    email: str = omittable({"format": "email"}, max_length=320)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     timezone: str | None = None

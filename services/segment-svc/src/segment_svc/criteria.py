@@ -53,10 +53,13 @@ def _instant(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+FIELD_PATTERN = "^(" + "|".join(COLUMNS) + r"|attributes\.[A-Za-z0-9_\-]{1,64})$"
+
+
 class Condition(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    field: str
+    field: str = Field(json_schema_extra={"pattern": FIELD_PATTERN})
     op: Op
     value: Any = None
 

@@ -19,7 +19,8 @@ async def preview_segment(request: web.Request) -> web.Response:
 
 
 OPERATIONS = [
-    *openapi.resource_operations("/api/contacts", "contact", Contact, ContactDraft, ContactPatch, "PATCH"),
+    *openapi.resource_operations("/api/contacts", "contact", Contact, ContactDraft, ContactPatch, "PATCH",
+                                 conflicts=(409,)),
     *openapi.resource_operations("/api/segments", "segment", Segment, SegmentDraft, SegmentDraft),
     openapi.Operation("GET", "/api/segments/{id}/preview", "How many contacts a segment matches, and some of them",
                       response=Preview, errors=(404,)),
