@@ -107,3 +107,18 @@ async def test_a_campaign_with_neither_flow_nor_content_cannot_be_activated(syst
     status, problem = await gateway.call("PUT", f"/api/campaigns/{campaign['id']}/status", {"status": "active"})
     assert status == 422 and "neither a flow nor content" in problem["detail"]
     assert (await gateway.ok("GET", f"/api/campaigns/{campaign['id']}"))["status"] == "draft"
+
+
+async def test_the_schedule_preview_shows_each_email_in_utc_and_local_time(system):
+    _, gateway, _ = system
+    flow = await gateway.ok("POST", "/api/flows", {"name": "f", "steps": [
+        {"type": "SEND_EMAIL", "config": {"subject": "one", "text": "1"}},
+        {"type": "WAIT", "config": {"days": 2}},
+        {"type": "SEND_EMAIL", "config": {"subject": "two", "text": "2"}}]}, expect=201)
+    campaign = await draft(gateway, flow_id=flow["id"], content=None, start_date="2031-03-28",
+                           start_time_of_day="09:00", timezone="Europe/Paris")
+    preview = await gateway.ok("GET", f"/api/campaigns/{campaign['id']}/schedule-preview")
+    assert [(s["step_index"], s["local"], s["utc"]) for s in preview["sends"]] == [
+        (0, "2031-03-28T09:00:00+01:00", "2031-03-28T08:00:00Z"),
+        (2, "2031-03-30T09:00:00+02:00", "2031-03-30T07:00:00Z"),  # across the spring change
+    ]

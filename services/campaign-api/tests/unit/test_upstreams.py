@@ -1,0 +1,31 @@
+"""campaign-api when segment-svc or flow-engine does not answer: 503, nothing stored."""
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from campaign_api.adapters.upstream import Upstreams
+from campaign_api.http import CAMPAIGNS, ERRORS, UPSTREAMS, routes
+from servicekit.http import problem_middleware
+from tests.support.ports import free_port
+
+
+class NothingStored:
+    async def add(self, *args):
+        raise AssertionError("nothing may be stored when an upstream is away")
+
+
+async def test_an_unreachable_segment_service_is_a_503_and_nothing_is_stored():
+    closed = f"http://127.0.0.1:{free_port()}"
+    app = web.Application(middlewares=[problem_middleware(ERRORS)])
+    session = aiohttp.ClientSession()
+    app[CAMPAIGNS] = NothingStored()
+    app[UPSTREAMS] = Upstreams(session, closed, closed)
+    app.add_routes(routes)
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.post("/api/campaigns", json={
+            "name": "c", "segment_id": "4f1e2a3b-0000-4000-8000-000000000000", "start_date": "2030-01-01",
+            "start_time_of_day": "09:00", "content": {"subject": "s", "text": "t"}})
+        problem = await answer.json(content_type=None)
+    await session.close()
+    assert answer.status == 503 and problem["title"] == "Service unavailable"
