@@ -122,3 +122,21 @@ async def test_the_schedule_preview_shows_each_email_in_utc_and_local_time(syste
         (0, "2031-03-28T09:00:00+01:00", "2031-03-28T08:00:00Z"),
         (2, "2031-03-30T09:00:00+02:00", "2031-03-30T07:00:00Z"),  # across the spring change
     ]
+
+
+async def test_campaigns_are_listed_by_status_a_page_at_a_time(system):
+    _, gateway, _ = system
+    drafts = [await draft(gateway) for _ in range(3)]
+    active = await draft(gateway)
+    await gateway.ok("PUT", f"/api/campaigns/{active['id']}/status", {"status": "active"})
+    seen, cursor = [], None
+    while True:
+        page = await gateway.ok("GET", "/api/campaigns?status=draft&limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        assert len(page["items"]) <= 2 and all(item["status"] == "draft" for item in page["items"])
+        seen += [item["id"] for item in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert {d["id"] for d in drafts} <= set(seen) and active["id"] not in seen
+    assert len(seen) == len(set(seen)), "no campaign on two pages"
+    status, problem = await gateway.call("GET", "/api/campaigns?status=bogus")
+    assert status == 400 and problem["errors"][0]["path"] == "$.status"
