@@ -153,8 +153,10 @@ class Evaluations:
     async def already_evaluated(self, run_id: UUID) -> bool:
         return await self._pool.fetchval("SELECT true FROM evaluations WHERE run_id = $1", run_id) or False
 
-    async def matches(self, criteria: Group, batch_size: int) -> AsyncIterator[list[asyncpg.Record]]:
-        where, values = compile_criteria(criteria, datetime.now(UTC))
+    async def matches(
+        self, criteria: Group, batch_size: int, now: datetime | None = None
+    ) -> AsyncIterator[list[asyncpg.Record]]:
+        where, values = compile_criteria(criteria, now or datetime.now(UTC))
         async with self._pool.acquire() as connection, connection.transaction(readonly=True):
             cursor = await connection.cursor(
                 f"SELECT {_RECIPIENT} FROM contacts WHERE {where} ORDER BY id", *values
