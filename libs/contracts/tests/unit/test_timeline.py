@@ -1,6 +1,8 @@
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
 from contracts.timeline import plan_sends, recipient_timezone
 
@@ -21,20 +23,6 @@ def test_send_wait_three_days_send_goes_on_day_0_and_day_3_at_the_same_local_tim
     assert [p.step_index for p in planned] == [0, 2]
     assert local(planned, "Europe/Paris") == [datetime(2026, 6, 1, 9, 30), datetime(2026, 6, 4, 9, 30)]
     assert planned[0].due_at == datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
-
-
-def test_a_day_wait_keeps_local_time_across_spring_forward_in_europe():
-    # Europe/Paris moves to summer time on 2026-03-29.
-    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 3, 28), time(9), "Europe/Paris", LONG_AGO)
-    assert local(planned, "Europe/Paris") == [datetime(2026, 3, 28, 9), datetime(2026, 3, 29, 9)]
-    assert planned[1].due_at - planned[0].due_at == timedelta(hours=23)
-
-
-def test_a_day_wait_keeps_local_time_across_fall_back_in_america():
-    # America/New_York leaves daylight time on 2026-11-01.
-    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 10, 31), time(9), "America/New_York", LONG_AGO)
-    assert local(planned, "America/New_York") == [datetime(2026, 10, 31, 9), datetime(2026, 11, 1, 9)]
-    assert planned[1].due_at - planned[0].due_at == timedelta(hours=25)
 
 
 def test_a_local_time_that_does_not_exist_moves_forward_by_the_gap():
@@ -76,15 +64,14 @@ def test_an_unknown_or_missing_recipient_zone_falls_back_to_the_campaigns():
     assert recipient_timezone("Europe/Paris", "Asia/Tokyo", True) == "Asia/Tokyo"
 
 
-def test_a_day_wait_keeps_local_time_across_fall_back_in_europe():
-    # Europe/Paris leaves summer time on 2026-10-25.
-    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 10, 24), time(9), "Europe/Paris", LONG_AGO)
-    assert local(planned, "Europe/Paris") == [datetime(2026, 10, 24, 9), datetime(2026, 10, 25, 9)]
-    assert planned[1].due_at - planned[0].due_at == timedelta(hours=25)
-
-
-def test_a_day_wait_keeps_local_time_across_spring_forward_in_america():
-    # America/New_York moves to daylight time on 2026-03-08.
-    planned = plan_sends([EMAIL, wait(days=1), EMAIL], date(2026, 3, 7), time(9), "America/New_York", LONG_AGO)
-    assert local(planned, "America/New_York") == [datetime(2026, 3, 7, 9), datetime(2026, 3, 8, 9)]
-    assert planned[1].due_at - planned[0].due_at == timedelta(hours=23)
+@pytest.mark.parametrize("zone, day_before_change, hours_between", [
+    ("Europe/Paris", date(2026, 3, 28), 23),  # spring forward on 2026-03-29
+    ("Europe/Paris", date(2026, 10, 24), 25),  # fall back on 2026-10-25
+    ("America/New_York", date(2026, 3, 7), 23),  # spring forward on 2026-03-08
+    ("America/New_York", date(2026, 10, 31), 25),  # fall back on 2026-11-01
+])
+def test_a_day_wait_keeps_the_local_time_across_a_dst_change(zone, day_before_change, hours_between):
+    planned = plan_sends([EMAIL, wait(days=1), EMAIL], day_before_change, time(9), zone, LONG_AGO)
+    next_day = day_before_change + timedelta(days=1)
+    assert local(planned, zone) == [datetime.combine(day_before_change, time(9)), datetime.combine(next_day, time(9))]
+    assert planned[1].due_at - planned[0].due_at == timedelta(hours=hours_between)
