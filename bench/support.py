@@ -15,14 +15,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
-from contracts.topics import ALL_TOPICS
 from servicekit.kafka import EventPublisher, Topics, make_producer
 from servicekit.topics import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.kafka import message_count  # noqa: E402, F401 (for the benchmarks)
 from tests.support.servers import KAFKA_BOOTSTRAP, POSTGRES_URL, create_database, start_local  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,17 +44,6 @@ async def fresh_topics(bootstrap: str) -> str:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     await ensure_topics(bootstrap, prefix)
     return prefix
-
-
-async def message_count(bootstrap: str, topic: str) -> int:
-    partitions = next(spec.partitions for spec in ALL_TOPICS if topic.endswith(spec.name))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-        return sum(offsets.values())
-    finally:
-        await consumer.stop()
 
 
 class Service:

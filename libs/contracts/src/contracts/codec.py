@@ -27,10 +27,6 @@ class Message:
     headers: list[tuple[str, bytes]]
 
 
-def event_type_of(topic: str) -> type[Event]:
-    return _BY_TOPIC[topic]
-
-
 def encode(event: Event, correlation_id: str | None = None) -> Message:
     if isinstance(event, ContactChanged) and event.deleted:
         value = None  # tombstone: compaction forgets the contact

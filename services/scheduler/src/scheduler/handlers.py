@@ -91,6 +91,7 @@ class DueSends:
         self._publisher = publisher
         self._batch_size = batch_size
         self._contents: dict[tuple[UUID, int], str] = {}  # a run's steps never change
+        self._contents_kept = 1024  # steps of so many runs: enough for all that are sending
 
     async def emit(self) -> int:
         async with self._store.pool.acquire() as connection, connection.transaction():
@@ -106,6 +107,8 @@ class DueSends:
         key = (row["run_id"], row["step_index"])
         content = self._contents.get(key)
         if content is None:
+            if len(self._contents) >= self._contents_kept:  # a long-lived process forgets old runs
+                self._contents.clear()
             run = await self._store.load_run(connection, row["run_id"])
             content = self._contents[key] = run.email_step(row["step_index"]).config.model_dump_json()
         return send_due_message(
