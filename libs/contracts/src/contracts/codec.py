@@ -32,10 +32,14 @@ def encode(event: Event, correlation_id: str | None = None) -> Message:
         value = None  # tombstone: compaction forgets the contact
     else:
         value = event.model_dump_json().encode()
-    headers = [(EVENT_TYPE_HEADER, event.topic.encode())]
+    return Message(event.topic, event.key.encode(), value, encode_headers(event.topic, correlation_id))
+
+
+def encode_headers(topic: str, correlation_id: str | None) -> list[tuple[str, bytes]]:
+    headers = [(EVENT_TYPE_HEADER, topic.encode())]
     if correlation_id:
         headers.append((CORRELATION_HEADER, correlation_id.encode()))
-    return Message(event.topic, event.key.encode(), value, headers)
+    return headers
 
 
 def send_due_message(
@@ -52,10 +56,7 @@ def send_due_message(
         "run_id": str(run_id), "step_index": step_index, "due_at": due_at.isoformat(), "attempt": attempt,
     })
     value = f'{head[:-1]}, "recipient": {recipient_json}, "content": {content_json}}}'.encode()
-    headers = [(EVENT_TYPE_HEADER, SendDue.topic.encode())]
-    if correlation_id:
-        headers.append((CORRELATION_HEADER, correlation_id.encode()))
-    return Message(SendDue.topic, str(contact_id).encode(), value, headers)
+    return Message(SendDue.topic, str(contact_id).encode(), value, encode_headers(SendDue.topic, correlation_id))
 
 
 def decode(topic: str, key: bytes | None, value: bytes | None) -> Event:

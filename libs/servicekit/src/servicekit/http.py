@@ -12,6 +12,8 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from servicekit.validation import json_path, unstorable
+
 log = structlog.get_logger()
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,19 +41,10 @@ class Problem(Exception):
 def invalid(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> Problem:
     """A 422 that names the JSON path of every bad field."""
     errors = [
-        {"path": _path(prefix + tuple(item["loc"])), "message": item["msg"]}
+        {"path": json_path(prefix + tuple(item["loc"])), "message": item["msg"]}
         for item in error.errors(include_url=False)
     ]
     return Problem(422, "Invalid request", "; ".join(f"{e['path']}: {e['message']}" for e in errors), errors=errors)
-
-
-def _path(parts: tuple[str | int, ...]) -> str:
-    text = "$"
-    for part in parts:
-        if isinstance(part, str) and part.isupper():
-            continue  # a discriminated union's tag (SEND_EMAIL, WAIT, AND): not in the JSON
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:
@@ -64,33 +57,12 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Problem(400, "Malformed JSON", str(error)) from None
-    if problem := _unstorable(data):
+    if problem := unstorable(data):
         raise Problem(400, "Malformed JSON", problem)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise invalid(error) from None
-
-
-def _unstorable(value, path: str = "$") -> str | None:
-    """Text no database can keep: a NUL character, or half of a UTF-16 surrogate pair
-    (JSON's "\\ud800" alone). Named by its path, rather than failing on the way in."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{path}: NUL characters are not allowed"
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return f"{path}: text with a lone surrogate is not valid Unicode"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if problem := _unstorable(key, path) or _unstorable(item, f"{path}.{key}"):
-                return problem
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if problem := _unstorable(item, f"{path}[{index}]"):
-                return problem
-    return None
 
 
 def json_response(model: BaseModel | Mapping[str, Any], status: int = 200) -> web.Response:

@@ -31,6 +31,7 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> JSON schema
+    raw_body: dict[str, dict[str, Any]] | None = None  # media type -> schema, for bodies that are not JSON
 
 
 def page_of(model: type[BaseModel]) -> type[BaseModel]:
@@ -82,6 +83,8 @@ def _operation(op: Operation, refs) -> dict[str, Any]:
     if op.body:
         spec["requestBody"] = {"required": True,
                                "content": {"application/json": {"schema": refs[(op.body, "validation")]}}}
+    elif op.raw_body:
+        spec["requestBody"] = {"required": True, "content": {kind: {"schema": schema} for kind, schema in op.raw_body.items()}}
     return spec
 
 

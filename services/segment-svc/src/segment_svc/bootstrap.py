@@ -7,8 +7,9 @@ from aiohttp import web
 
 from contracts import topics
 from segment_svc import handlers
+from segment_svc.adapters.imports import ContactImports
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
-from segment_svc.http import CONTACTS, ERRORS, SEGMENTS, routes
+from segment_svc.http import CONTACTS, ERRORS, IMPORT_BATCH, IMPORTS, SEGMENTS, routes
 from segment_svc.settings import Settings
 from servicekit import resources
 from servicekit.http import health_route, problem_middleware
@@ -26,8 +27,10 @@ def create_app(settings: Settings) -> web.Application:
     async def repositories(app: web.Application):
         app[CONTACTS] = ContactRepository(app[resources.POOL])
         app[SEGMENTS] = SegmentRepository(app[resources.POOL])
+        app[IMPORTS] = ContactImports(app[resources.POOL])
         yield
 
+    app[IMPORT_BATCH] = settings.import_batch_size
     app.cleanup_ctx.append(repositories)
     app.add_routes(routes)
     app.add_routes([health_route()])

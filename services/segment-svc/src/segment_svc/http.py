@@ -1,15 +1,24 @@
 """HTTP adapter of segment-svc: `/api/contacts` and `/api/segments`."""
 
-from aiohttp import web
+import asyncio
+import json
 
+from aiohttp import web
+from pydantic import BaseModel
+
+from segment_svc.adapters.imports import ContactImport, ContactImports
 from segment_svc.adapters.postgres import ContactRepository, SegmentRepository
 from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken
+from segment_svc.imports import BadHeader, Batches, Reader
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
 from servicekit import openapi
 from servicekit.http import Problem, json_response, resource_routes, uuid_param
 
 CONTACTS = web.AppKey("contacts", ContactRepository)
 SEGMENTS = web.AppKey("segments", SegmentRepository)
+IMPORTS = web.AppKey("imports", ContactImports)
+IMPORT_BATCH = web.AppKey("import_batch", int)
+_KINDS = {"application/x-ndjson": "ndjson", "application/jsonl": "ndjson", "text/csv": "csv"}
 
 
 async def preview_segment(request: web.Request) -> web.Response:
@@ -18,14 +27,84 @@ async def preview_segment(request: web.Request) -> web.Response:
     return json_response(await segments.preview(segment.criteria))
 
 
+class RejectedLine(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """What an import did; `rejections` lists every rejected line, in order."""
+
+    inserted: int
+    updated: int
+    rejected: int
+    rejections: list[RejectedLine]
+
+
+async def import_contacts(request: web.Request) -> web.StreamResponse:
+    """Reads the upload as it arrives and upserts it in batches while the next is parsed;
+    commits once at the end, then streams the report (its rejections read back by cursor)."""
+    kind = _KINDS.get(request.content_type)
+    if kind is None:
+        raise Problem(415, "Unsupported media type", f"send {' or '.join(_KINDS)}")
+    async with request.app[IMPORTS].open() as job:
+        async with job.transaction():
+            await _read_and_store(request, job, Reader(kind), Batches(request.app[IMPORT_BATCH]))
+        return await _report(request, job)
+
+
+async def _read_and_store(request: web.Request, job: ContactImport, reader: Reader, batches: Batches) -> None:
+    storing: asyncio.Task | None = None  # the batch being stored while the next one is read
+
+    async def hand_over(batch) -> None:
+        nonlocal storing
+        if storing is not None:
+            await storing
+        storing = asyncio.create_task(job.store(*batch))
+
+    try:
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            for row in reader.feed(chunk):
+                if batch := batches.add(row):
+                    await hand_over(batch)
+        for row in reader.close():
+            if batch := batches.add(row):
+                await hand_over(batch)
+        await hand_over(batches.take())
+        await storing
+    finally:
+        if storing is not None and not storing.done():  # the connection is busy until it ends
+            storing.cancel()
+            await asyncio.gather(storing, return_exceptions=True)
+
+
+async def _report(request: web.Request, job: ContactImport) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    head = {"inserted": job.inserted, "updated": job.updated, "rejected": job.rejected}
+    await response.write(json.dumps(head)[:-1].encode() + b', "rejections": [')
+    separator = ""
+    async for rejections in job.rejections():
+        text = ",".join(json.dumps({"line": r.line, "reason": r.reason}) for r in rejections)
+        await response.write(f"{separator}{text}".encode())
+        separator = ","
+    await response.write(b"]}")
+    await response.write_eof()
+    return response
+
+
 OPERATIONS = [
     *openapi.resource_operations("/api/contacts", "contact", Contact, ContactDraft, ContactPatch, "PATCH",
                                  conflicts=(409,)),
     *openapi.resource_operations("/api/segments", "segment", Segment, SegmentDraft, SegmentDraft),
+    openapi.Operation("POST", "/api/contacts/import", "Create or update contacts by email from NDJSON or CSV",
+                      raw_body={kind: {"type": "string"} for kind in _KINDS}, response=ImportReport,
+                      errors=(415, 422)),
     openapi.Operation("GET", "/api/segments/{id}/preview", "How many contacts a segment matches, and some of them",
                       response=Preview, errors=(404,)),
 ]
 routes = [
+    web.post("/api/contacts/import", import_contacts),
     *resource_routes("/api/contacts", CONTACTS, create=ContactDraft, update=ContactPatch, update_method="PATCH"),
     *resource_routes("/api/segments", SEGMENTS, create=SegmentDraft, update=SegmentDraft),
     web.get("/api/segments/{id}/preview", preview_segment),
@@ -33,6 +112,9 @@ routes = [
 ]
 
 ERRORS = {
+    BadHeader: lambda error: Problem(
+        422, "Invalid CSV header", str(error), errors=[{"path": error.path, "message": str(error)}]
+    ),
     ContactNotFound: lambda error: Problem(404, "Contact not found", f"no contact {error}"),
     SegmentNotFound: lambda error: Problem(404, "Segment not found", f"no segment {error}"),
     EmailTaken: lambda error: Problem(

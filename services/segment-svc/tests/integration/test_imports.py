@@ -1,0 +1,152 @@
+"""Contact imports over HTTP into the real PostgreSQL: the report, the stored rows and
+the contact.changed events written for the mailer."""
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from contracts import topics
+from contracts.codec import decode
+from contracts.events import ContactChanged
+from segment_svc.adapters.imports import ContactImports
+from segment_svc.adapters.postgres import ContactRepository, SegmentRepository
+from segment_svc.contacts import ContactDraft
+from segment_svc.http import CONTACTS, ERRORS, IMPORT_BATCH, IMPORTS, SEGMENTS, routes
+from servicekit.http import problem_middleware
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(service_pool):
+    return await service_pool("segment", "segment_svc")
+
+
+@pytest.fixture
+async def client(pool):
+    app = web.Application(middlewares=[problem_middleware(ERRORS)])
+    app[CONTACTS], app[SEGMENTS], app[IMPORTS] = ContactRepository(pool), SegmentRepository(pool), ContactImports(pool)
+    app[IMPORT_BATCH] = 3  # several batches even for a small file
+    app.add_routes(routes)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+def ndjson(*rows) -> bytes:
+    return b"".join((row if isinstance(row, bytes) else json.dumps(row).encode()) + b"\n" for row in rows)
+
+
+async def stored(pool) -> dict[str, dict]:
+    rows = await pool.fetch("SELECT * FROM contacts")
+    return {row["email"]: dict(row) for row in rows}
+
+
+async def told(pool) -> list[ContactChanged]:
+    rows = await pool.fetch("SELECT topic, key, value FROM outbox ORDER BY id")
+    return [decode(row["topic"], row["key"], row["value"]) for row in rows]
+
+
+async def import_file(client, body: bytes, kind: str = "application/x-ndjson"):
+    answer = await client.post("/api/contacts/import", data=body, headers={"Content-Type": kind})
+    return answer.status, await answer.json(content_type=None)
+
+
+async def test_an_import_reports_every_row_and_stores_the_good_ones(client, pool):
+    contacts = ContactRepository(pool)
+    kept = await contacts.add(ContactDraft(email="kept@example.com", first_name="Kim", timezone="Europe/Paris",
+                                           marketing_opt_in=True, attributes={"plan": "pro", "age": 40}))
+    await contacts.add(ContactDraft(email="same@example.com", marketing_opt_in=True))
+    await pool.execute("DELETE FROM outbox")
+
+    status, report = await import_file(client, ndjson(
+        {"email": "new@example.com", "first_name": "Nia", "marketing_opt_in": True, "attributes": {"age": 30}},
+        {"email": "not-an-address"},
+        {"email": "KEPT@example.com", "marketing_opt_in": False, "attributes": {"age": 41}},  # update
+        b"{broken",
+        {"email": "tz@example.com", "timezone": "Mars/Olympus"},
+        {"email": "New@Example.com", "last_name": "Ng"},  # the same contact again, further down
+        {"email": "same@example.com", "marketing_opt_in": True},  # consent unchanged
+        {"email": "quiet@example.com"},
+        {"email": "typed@example.com", "marketing_opt_in": "yes"},
+    ))
+
+    assert status == 200
+    assert (report["inserted"], report["updated"], report["rejected"]) == (2, 3, 4)
+    assert [(r["line"], r["reason"].split(":")[0]) for r in report["rejections"]] == [
+        (2, "$.email"), (4, "not JSON"), (5, "$.timezone"), (9, "$.marketing_opt_in")]
+
+    rows = await stored(pool)
+    assert set(rows) == {"kept@example.com", "same@example.com", "new@example.com", "quiet@example.com"}
+    kept_now = rows["kept@example.com"]
+    assert kept_now["id"] == kept.id and kept_now["marketing_opt_in"] is False
+    assert (kept_now["first_name"], kept_now["timezone"]) == ("Kim", "Europe/Paris")  # not in the row: kept
+    assert kept_now["attributes"] == {"plan": "pro", "age": 41}  # merged key by key
+    new = rows["new@example.com"]
+    assert (new["first_name"], new["last_name"], new["marketing_opt_in"], new["attributes"]) == (
+        "Nia", "Ng", True, {"age": 30})
+    assert rows["quiet@example.com"]["marketing_opt_in"] is False
+
+    events = {event.email: event for event in await told(pool)}
+    assert set(events) == {"new@example.com", "quiet@example.com", "kept@example.com"}  # not `same`: unchanged
+    assert events["kept@example.com"] == ContactChanged(
+        event_id=events["kept@example.com"].event_id, occurred_at=events["kept@example.com"].occurred_at,
+        contact_id=kept.id, email="kept@example.com", marketing_opt_in=False)
+    assert events["new@example.com"].contact_id == new["id"] and events["new@example.com"].marketing_opt_in
+    keys = await pool.fetch("SELECT key, headers FROM outbox")
+    assert {bytes(row["key"]).decode() for row in keys} == {str(event.contact_id) for event in events.values()}
+    assert all(row["headers"][0] == ["event_type", topics.CONTACT_CHANGED] for row in keys)
+
+
+async def test_a_csv_import_types_its_cells(client, pool):
+    body = (
+        "email,first_name,marketing_opt_in,attributes.age,attributes.zip\r\n"
+        "ann@example.com,Ann,true,41,02134\r\n"
+        "bob@example.com,\"Bob, Jr\",false,,\r\n"
+        "eve@example.com,Eve,perhaps,,\r\n"
+    ).encode()
+    status, report = await import_file(client, body, "text/csv")
+    assert status == 200 and (report["inserted"], report["rejected"]) == (2, 1)
+    assert report["rejections"][0]["line"] == 4
+    rows = await stored(pool)
+    assert rows["ann@example.com"]["attributes"] == {"age": 41, "zip": "02134"}
+    assert rows["bob@example.com"]["first_name"] == "Bob, Jr"
+
+
+async def test_every_rejection_is_reported_however_many(client, pool):
+    body = ndjson(*({"email": f"bad{i}"} for i in range(2500)), {"email": "good@example.com"})
+    status, report = await import_file(client, body)
+    assert status == 200 and (report["inserted"], report["rejected"]) == (1, 2500)
+    assert [r["line"] for r in report["rejections"]] == list(range(1, 2501))
+
+
+async def test_a_bad_header_or_media_type_stores_nothing(client, pool):
+    status, problem = await import_file(client, b"email,shoe_size\na@example.com,42\n", "text/csv")
+    assert status == 422 and problem["errors"][0]["path"] == "$.header[1]"
+    status, problem = await import_file(client, b'{"email": "a@example.com"}', "application/json")
+    assert status == 415
+    assert await pool.fetchval("SELECT count(*) FROM contacts") == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_an_upload_cut_short_stores_nothing(client, pool):
+    rows = ndjson(*({"email": f"u{i}@example.com"} for i in range(20)))
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /api/contacts/import HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(rows) * 2, rows))  # half of what it announces
+    await writer.drain()
+    await eventually(lambda: _import_open(pool, True), "the import to start")
+    writer.close()
+    await eventually(lambda: _import_open(pool, False), "the import's transaction to end")
+    assert await pool.fetchval("SELECT count(*) FROM contacts") == 0
+
+
+async def _import_open(pool, expected: bool) -> bool:
+    """Whether a session of this database waits inside a transaction: the import's, for more body."""
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
+    )
+    return (waiting > 0) == expected
