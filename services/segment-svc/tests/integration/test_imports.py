@@ -138,15 +138,21 @@ async def test_an_upload_cut_short_stores_nothing(client, pool):
     writer.write(b"POST /api/contacts/import HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
                  b"Content-Length: %d\r\n\r\n%s" % (len(rows) * 2, rows))  # half of what it announces
     await writer.drain()
-    await eventually(lambda: _import_open(pool, True), "the import to start")
+    await eventually(lambda: _import_waiting(pool), "the import to wait for the rest of its body")
     writer.close()
-    await eventually(lambda: _import_open(pool, False), "the import's transaction to end")
+    await eventually(lambda: _all_idle(pool), "the import's transaction to end")
     assert await pool.fetchval("SELECT count(*) FROM contacts") == 0
 
 
-async def _import_open(pool, expected: bool) -> bool:
-    """Whether a session of this database waits inside a transaction: the import's, for more body."""
-    waiting = await pool.fetchval(
+async def _import_waiting(pool) -> bool:
+    return await pool.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
-    )
-    return (waiting > 0) == expected
+    ) > 0
+
+
+async def _all_idle(pool) -> bool:
+    """No other session of this database is inside a transaction (committing or not)."""
+    return await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND state <> 'idle'"
+    ) == 0
