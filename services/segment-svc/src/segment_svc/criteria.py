@@ -172,6 +172,8 @@ def _condition(condition: Condition, sql: _Sql, now: datetime) -> str:
     positive = _NEGATIVE.get(condition.op)
     if positive:
         return f"NOT {_condition(condition.model_copy(update={'op': positive}), sql, now)}"
+    if condition.op == "exists" or (condition.op == "eq" and condition.attribute is not None):
+        return _test(condition, sql, now)  # never NULL; and bare, `@>` can use the GIN index
     return f"COALESCE({_test(condition, sql, now)}, false)"
 
 

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from segment_svc.contacts import ContactDraft, ContactPatch, _validated, normal_email
+from segment_svc.contacts import ContactDraft, ContactPatch, _validated, new_contact_id, normal_email
 from servicekit.http import invalid
 
 
@@ -52,3 +52,13 @@ def _answer(check, address):
         return check(address)
     except ValueError:
         return "refused"
+
+
+def test_contact_ids_are_version_7_distinct_and_in_time_order():
+    import time
+
+    ids = [new_contact_id() for _ in range(20_000)]
+    assert len(set(ids)) == 20_000 and all(i.version == 7 and i.variant == "specified in RFC 4122" for i in ids)
+    milliseconds = [i.int >> 80 for i in ids]
+    assert milliseconds == sorted(milliseconds)
+    assert abs(milliseconds[-1] - time.time_ns() // 1_000_000) < 5000

@@ -1,25 +1,31 @@
-"""A contact import in Postgres: rows arrive in batches, are COPYed into a staging table
-and upserted by email from there, all in one transaction; rejections are kept aside (also
-by COPY) so that the report can be read back, however long, after the commit.
+"""A contact import in Postgres, one batch at a time, all in one transaction.
 
-Each new contact, and each whose consent changes, gets its contact.changed outbox row
-written by the same statement (the mailer must know every contact's consent; building a
-million events in Python would cost more than the import). A test decodes those rows
-with the contracts' codec.
+A batch none of whose emails exists yet (a new list: the common, large case) is COPYed
+straight into `contacts`, with its contact.changed outbox rows COPYed beside it. Any
+other batch is COPYed into a staging table and upserted from there: existing contacts
+locked and updated (only the fields each row gives; attributes merged), the rest
+inserted. Rejections are kept aside, also by COPY, so that the report can be read back,
+however long, after the commit.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import asyncpg
 
-from contracts import topics
+from contracts.codec import Message, contact_changed_message
+from segment_svc.contacts import new_contact_id
 from segment_svc.imports import ImportRow, Rejection
-from servicekit.outbox import headers_for
+from servicekit import outbox
+from servicekit.kafka import correlation_id
 
-_STAGING = """
+_RESTATE_AFTER = 10_000  # contacts an import changes before it refreshes the planner's statistics
+_COLUMNS = ["id", "email", "first_name", "last_name", "timezone", "marketing_opt_in", "attributes"]
+
+_TEMPORARY_TABLES = """
 CREATE TEMP TABLE import_staging (
-    line             bigint  NOT NULL,
+    id               uuid    NOT NULL,
     email            text    NOT NULL,
     first_name       text,
     last_name        text,
@@ -27,63 +33,44 @@ CREATE TEMP TABLE import_staging (
     marketing_opt_in boolean,
     attributes       jsonb   NOT NULL,
     given            text[]  NOT NULL,
-    added            boolean NOT NULL DEFAULT false
+    line             bigint  NOT NULL
 ) ON COMMIT DROP;
 DROP TABLE IF EXISTS import_rejections;
 CREATE TEMP TABLE import_rejections (line bigint NOT NULL, reason text NOT NULL);
 """
-_STAGED_COLUMNS = ["line", "email", "first_name", "last_name", "timezone", "marketing_opt_in", "attributes", "given"]
 
-# The event of contracts.events.ContactChanged, as its codec writes it, for each row of `told`.
-_TELL_THE_MAILER = """
-INSERT INTO outbox (topic, key, value, headers)
-SELECT $1, convert_to(id::text, 'UTF8'),
-       convert_to(json_build_object(
-           'event_id', gen_random_uuid(), 'version', 1, 'occurred_at', statement_timestamp(),
-           'event_type', 'contact.changed', 'contact_id', id, 'email', email,
-           'marketing_opt_in', marketing_opt_in, 'deleted', false)::text, 'UTF8'),
-       $2::jsonb
-FROM told
-"""
+_ANY_EXISTS = "SELECT EXISTS (SELECT 1 FROM contacts WHERE email = ANY($1::text[]))"
 
-_ADD_NEW = f"""
-WITH added AS (
-    INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)
-    SELECT gen_random_uuid(), email, first_name, last_name, timezone, coalesce(marketing_opt_in, false), attributes
-    FROM import_staging
-    ON CONFLICT (email) DO NOTHING
-    RETURNING id, email, marketing_opt_in
-), marked AS (
-    UPDATE import_staging SET added = true FROM added WHERE import_staging.email = added.email
-), told AS (SELECT * FROM added), outboxed AS ({_TELL_THE_MAILER} RETURNING 1)
-SELECT count(*) FROM added
-"""
-
-# Locked first, in id order, so that `before` below reads the values this transaction replaces.
+# Locked in id order, so that `before` in the update reads the values it replaces.
 _LOCK_EXISTING = """
-SELECT 1 FROM contacts c JOIN import_staging s USING (email) WHERE NOT s.added ORDER BY c.id FOR UPDATE OF c
+SELECT count(*) FROM (SELECT 1 FROM contacts c JOIN import_staging s USING (email) ORDER BY c.id FOR UPDATE OF c) locked
 """
 
-_UPDATE_EXISTING = f"""
-WITH changed AS (
-    UPDATE contacts c SET
-        first_name = CASE WHEN 'first_name' = ANY(s.given) THEN s.first_name ELSE c.first_name END,
-        last_name = CASE WHEN 'last_name' = ANY(s.given) THEN s.last_name ELSE c.last_name END,
-        timezone = CASE WHEN 'timezone' = ANY(s.given) THEN s.timezone ELSE c.timezone END,
-        marketing_opt_in = CASE WHEN 'marketing_opt_in' = ANY(s.given) THEN s.marketing_opt_in
-                                ELSE c.marketing_opt_in END,
-        attributes = c.attributes || s.attributes,
-        updated_at = now()
-    FROM import_staging s, contacts before
-    WHERE NOT s.added AND c.email = s.email AND before.id = c.id
-    RETURNING c.id, c.email, c.marketing_opt_in, before.marketing_opt_in AS was_opted_in
-), told AS (SELECT * FROM changed WHERE marketing_opt_in <> was_opted_in), outboxed AS ({_TELL_THE_MAILER} RETURNING 1)
-SELECT count(*) FROM changed
+_UPDATE_EXISTING = """
+UPDATE contacts c SET
+    first_name = CASE WHEN 'first_name' = ANY(s.given) THEN s.first_name ELSE c.first_name END,
+    last_name = CASE WHEN 'last_name' = ANY(s.given) THEN s.last_name ELSE c.last_name END,
+    timezone = CASE WHEN 'timezone' = ANY(s.given) THEN s.timezone ELSE c.timezone END,
+    marketing_opt_in = CASE WHEN 'marketing_opt_in' = ANY(s.given) THEN s.marketing_opt_in
+                            ELSE c.marketing_opt_in END,
+    attributes = c.attributes || s.attributes,
+    updated_at = now()
+FROM import_staging s, contacts before
+WHERE c.email = s.email AND before.id = c.id
+RETURNING c.id, c.email, c.marketing_opt_in, c.marketing_opt_in <> before.marketing_opt_in AS consent_changed
 """
 
-# Rows neither added nor updated: their contact was deleted by someone else mid-import.
-_VANISHED = """
-SELECT line FROM import_staging s WHERE NOT s.added AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.email = s.email)
+# One that conflicts now was created by someone else since the lock.
+_ADD_NEW = """
+INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)
+SELECT id, email, first_name, last_name, timezone, marketing_opt_in, attributes
+FROM import_staging
+ON CONFLICT (email) DO NOTHING
+RETURNING id, email, marketing_opt_in
+"""
+
+_CREATED_MEANWHILE = """
+SELECT line FROM import_staging s JOIN contacts c USING (email) WHERE c.id <> s.id AND c.xmin <> pg_current_xact_id()::xid
 """
 
 
@@ -93,14 +80,17 @@ class ContactImport:
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
-        self._headers = headers_for(topics.CONTACT_CHANGED)
         self.inserted = self.updated = self.rejected = 0
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         async with self._connection.transaction():
-            await self._connection.execute(_STAGING)
+            await self._connection.execute(_TEMPORARY_TABLES)
             yield
+        if self.inserted + self.updated >= _RESTATE_AFTER:
+            # Fresh statistics now, not when autovacuum gets to it: criteria planned on
+            # yesterday's figures pick the wrong plan (see the README).
+            await self._connection.execute("ANALYZE contacts")
 
     async def store(self, rows: list[ImportRow], rejections: list[Rejection]) -> None:
         """Upserts a batch whose emails are distinct (`imports.Batches` sees to it)."""
@@ -108,24 +98,41 @@ class ContactImport:
             await self._reject(rejections)
         if not rows:
             return
+        records = [_record(row) for row in rows]
+        if not await self._connection.fetchval(_ANY_EXISTS, [record[1] for record in records]):
+            try:
+                async with self._connection.transaction():  # a savepoint
+                    await self._add_all(records)
+                self.inserted += len(records)
+                return
+            except asyncpg.UniqueViolationError:
+                pass  # someone was quicker with one of them: the careful way
+        await self._upsert(rows, records)
+
+    async def _add_all(self, records: list[tuple]) -> None:
+        await self._connection.copy_records_to_table("contacts", columns=_COLUMNS, records=records)
+        await outbox.copy(self._connection, _changes((r[0], r[1], r[5]) for r in records))
+
+    async def _upsert(self, rows: list[ImportRow], records: list[tuple]) -> None:
         connection = self._connection
         await connection.execute("TRUNCATE import_staging")
-        await connection.copy_records_to_table("import_staging", columns=_STAGED_COLUMNS, records=[
-            (row.line, row.contact.email, row.contact.first_name, row.contact.last_name, row.contact.timezone,
-             row.contact.marketing_opt_in if "marketing_opt_in" in row.given else None,
-             row.contact.attributes, row.given)
-            for row in rows
-        ])
-        inserted = await connection.fetchval(_ADD_NEW, topics.CONTACT_CHANGED, self._headers)
-        updated = 0
-        if inserted < len(rows):
-            await connection.execute(_LOCK_EXISTING)
-            updated = await connection.fetchval(_UPDATE_EXISTING, topics.CONTACT_CHANGED, self._headers)
-            if inserted + updated < len(rows):
-                vanished = await connection.fetch(_VANISHED)
-                await self._reject([Rejection(r["line"], "the contact was deleted during the import") for r in vanished])
-        self.inserted += inserted
-        self.updated += updated
+        await connection.copy_records_to_table(
+            "import_staging", columns=[*_COLUMNS, "given", "line"],
+            records=[(*record, row.given, row.line) for row, record in zip(rows, records, strict=True)],
+        )
+        updated = []
+        if await connection.fetchval(_LOCK_EXISTING):
+            updated = await connection.fetch(_UPDATE_EXISTING)
+        added = await connection.fetch(_ADD_NEW) if len(updated) < len(rows) else []
+        told = [(r["id"], r["email"], r["marketing_opt_in"]) for r in updated if r["consent_changed"]]
+        told += [(r["id"], r["email"], r["marketing_opt_in"]) for r in added]
+        if told:
+            await outbox.copy(connection, _changes(told))
+        if len(updated) + len(added) < len(rows):
+            lines = [record["line"] for record in await connection.fetch(_CREATED_MEANWHILE)]
+            await self._reject([Rejection(line, "created by another request during the import") for line in lines])
+        self.inserted += len(added)
+        self.updated += len(updated)
 
     async def _reject(self, rejections: list[Rejection]) -> None:
         self.rejected += len(rejections)
@@ -139,6 +146,24 @@ class ContactImport:
             cursor = await self._connection.cursor("SELECT line, reason FROM import_rejections ORDER BY line")
             while records := await cursor.fetch(batch_size):
                 yield [Rejection(record["line"], record["reason"]) for record in records]
+
+
+def _record(row: ImportRow) -> tuple:
+    """The row as `contacts` columns; consent not given is false for a new contact (an
+    existing one keeps its own: the update reads `given`)."""
+    contact = row.contact
+    return (new_contact_id(), contact.email, contact.first_name, contact.last_name, contact.timezone,
+            contact.marketing_opt_in, contact.attributes)
+
+
+def _changes(contacts) -> list[Message]:
+    """contact.changed for each (id, email, consent): the mailer must know every contact's."""
+    now, correlation = datetime.now(UTC), correlation_id.get()
+    return [
+        contact_changed_message(contact_id=contact_id, email=email, marketing_opt_in=opted_in, occurred_at=now,
+                                correlation_id=correlation)
+        for contact_id, email, opted_in in contacts
+    ]
 
 
 class ContactImports:

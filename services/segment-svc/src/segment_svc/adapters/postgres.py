@@ -14,6 +14,7 @@ from segment_svc.contacts import (
     ContactPatch,
     EmailTaken,
     matters_to_the_mailer,
+    new_contact_id,
 )
 from segment_svc.criteria import Group, compile_criteria
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
@@ -39,7 +40,7 @@ class ContactRepository:
                 row = await connection.fetchrow(
                     f"INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)"
                     f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_CONTACT}",
-                    uuid4(), draft.email, draft.first_name, draft.last_name, draft.timezone,
+                    new_contact_id(), draft.email, draft.first_name, draft.last_name, draft.timezone,
                     draft.marketing_opt_in, draft.attributes,
                 )
             except asyncpg.UniqueViolationError:
