@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, date, datetime, time
 from uuid import uuid4
 
@@ -108,6 +109,28 @@ def test_the_fast_contact_changed_encoding_decodes_to_the_same_event():
                                    occurred_at=event.occurred_at, correlation_id="corr-1")
     slow = encode(event, correlation_id="corr-1")
     assert decode(fast.topic, fast.key, fast.value).model_copy(update={"event_id": event.event_id}) == event
+    assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_the_fast_segment_evaluated_encoding_decodes_to_the_same_event(last):
+    from contracts.codec import segment_evaluated_message
+
+    event = SegmentEvaluated(
+        run_id=uuid4(), campaign_id=uuid4(), batch_no=3, is_last=last,
+        total_matched=2 if last else None, opted_in_matched=1 if last else None,
+        recipients=[Recipient(contact_id=uuid4(), email="a@example.com", first_name="Zoë", timezone="Europe/Paris",
+                              attributes={"plan": "pro", "tags": ["a"], "n": 1.5}),
+                    Recipient(contact_id=uuid4(), email="b@example.com")],
+    )
+    fast = segment_evaluated_message(
+        run_id=event.run_id, campaign_id=event.campaign_id, batch_no=3, is_last=last,
+        total_matched=event.total_matched, opted_in_matched=event.opted_in_matched, correlation_id="corr-1",
+        recipients_json=[json.dumps(r.model_dump(mode="json"), indent=1) for r in event.recipients],
+    )
+    slow = encode(event, correlation_id="corr-1")
+    decoded = decode(fast.topic, fast.key, fast.value)
+    assert decoded.model_copy(update={"event_id": event.event_id, "occurred_at": event.occurred_at}) == event
     assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import asyncpg
+import orjson
 import structlog
 
 log = structlog.get_logger()
@@ -27,11 +28,11 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 
 def _jsonb_encode(value) -> bytes:
-    return b"\x01" + json.dumps(value).encode()
+    return b"\x01" + orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _jsonb_decode(data: bytes):
-    return json.loads(data[1:])
+    return orjson.loads(data[1:])  # a tenth of json's time: imports and evaluations read millions
 
 
 async def create_pool(database_url: str, schema: str, size: int = 10) -> asyncpg.Pool:

@@ -1,15 +1,17 @@
 """What segment-svc does when events arrive."""
 
+import asyncio
 from uuid import UUID
 
 import structlog
 
-from contracts.events import CampaignActivated, ContactUpserted, Recipient, SegmentEvaluated
+from contracts.codec import Message, segment_evaluated_message
+from contracts.events import CampaignActivated, ContactUpserted
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, ContactPatch, EmailTaken
 from segment_svc.criteria import Group
 from segment_svc.segments import SegmentNotFound
-from servicekit.kafka import EventPublisher, Rejected
+from servicekit.kafka import EventPublisher, Rejected, correlation_id
 
 log = structlog.get_logger()
 
@@ -34,16 +36,17 @@ async def evaluate_segment(
     criteria = await _criteria_of(segments, event.segment_id)
     batch_no = total = opted_in = 0
     pending: list = []
+    delivered = []  # batches go out back to back; the run is recorded once the broker has all
     async for rows in evaluations.matches(criteria, batch_size):
         if pending:
-            await publisher.publish(_batch(event, batch_no, pending))
+            delivered.append(await publisher.send(_batch(event, batch_no, pending)))
             batch_no += 1
         pending = rows
         total += len(rows)
         opted_in += sum(1 for row in rows if row["marketing_opt_in"])
-    await publisher.publish(
-        _batch(event, batch_no, pending, is_last=True, total=total, opted_in=opted_in)
-    )
+    delivered.append(await publisher.send(_batch(event, batch_no, pending, is_last=True, total=total,
+                                                 opted_in=opted_in)))
+    await asyncio.gather(*delivered)
     await evaluations.record(event.run_id, event.campaign_id, event.segment_id, total, opted_in)
     log.info("segment_evaluated", total_matched=total, opted_in_matched=opted_in, batches=batch_no + 1)
 
@@ -58,17 +61,11 @@ async def _criteria_of(segments: SegmentRepository, segment_id: UUID) -> Group:
 
 
 def _batch(event: CampaignActivated, batch_no: int, rows: list, is_last: bool = False,
-           total: int | None = None, opted_in: int | None = None) -> SegmentEvaluated:
-    recipients = [
-        Recipient(
-            contact_id=row["contact_id"], email=row["email"], first_name=row["first_name"],
-            last_name=row["last_name"], timezone=row["timezone"], attributes=row["attributes"],
-        )
-        for row in rows
-    ]
-    return SegmentEvaluated(
+           total: int | None = None, opted_in: int | None = None) -> Message:
+    return segment_evaluated_message(
         run_id=event.run_id, campaign_id=event.campaign_id, batch_no=batch_no,
-        recipients=recipients, is_last=is_last, total_matched=total, opted_in_matched=opted_in,
+        recipients_json=[row["recipient"] for row in rows], is_last=is_last, total_matched=total,
+        opted_in_matched=opted_in, correlation_id=correlation_id.get(),
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from segment_svc.contacts import ContactDraft
@@ -90,8 +91,8 @@ def ndjson_row(number: int, line: bytes | None) -> ImportRow | Rejection | None:
     if not line.strip():
         return None
     try:
-        data = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
         return Rejection(number, f"not JSON: {error}")
     if not isinstance(data, dict):
         return Rejection(number, "$: expected a JSON object with the contact's fields")

@@ -103,11 +103,11 @@ async def test_an_import_reports_every_row_and_stores_the_good_ones(client, pool
 
 async def test_a_csv_import_types_its_cells(client, pool):
     body = (
-        "email,first_name,marketing_opt_in,attributes.age,attributes.zip\r\n"
-        "ann@example.com,Ann,true,41,02134\r\n"
-        "bob@example.com,\"Bob, Jr\",false,,\r\n"
-        "eve@example.com,Eve,perhaps,,\r\n"
-    ).encode()
+        b"email,first_name,marketing_opt_in,attributes.age,attributes.zip\r\n"
+        b"ann@example.com,Ann,true,41,02134\r\n"
+        b"bob@example.com,\"Bob, Jr\",false,,\r\n"
+        b"eve@example.com,Eve,perhaps,,\r\n"
+    )
     status, report = await import_file(client, body, "text/csv")
     assert status == 200 and (report["inserted"], report["rejected"]) == (2, 1)
     assert report["rejections"][0]["line"] == 4
