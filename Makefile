@@ -53,6 +53,7 @@ unit: deps
 
 test-down:
 	@INSTANCE=test deploy/kafka.sh stop
+	@rm -rf .local/test/kafka/data  # every test makes topics of its own: nothing to keep
 	@INSTANCE=test deploy/postgres.sh stop
 
 docs: deps

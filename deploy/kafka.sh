@@ -66,9 +66,9 @@ start() {
   port_free "$KAFKA_PORT"
   port_free "$KAFKA_CONTROLLER_PORT"
   libs
-  # The test instance keeps nothing worth keeping (each test makes topics of its own);
-  # a broker that restarts on the topics of a thousand runs spends minutes reloading them.
-  if [ "$INSTANCE" = test ]; then rm -rf "$HOME_DIR/data"; fi
+  # A test broker that was killed (its pid file left behind) would spend minutes
+  # recovering the topics of every earlier run; the test instance keeps nothing worth that.
+  if [ "$INSTANCE" = test ] && [ -f "$PID_FILE" ]; then rm -rf "$HOME_DIR/data"; fi
   configure
   if [ ! -f "$HOME_DIR/data/meta.properties" ]; then
     local cluster; cluster=$(java "${JAVA_ARGS[@]}" kafka.tools.StorageTool random-uuid)

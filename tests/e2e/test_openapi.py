@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 GATEWAY_PATHS = {
     "/api/campaigns", "/api/campaigns/{id}", "/api/campaigns/{id}/status", "/api/campaigns/{id}/stats",
-    "/api/campaigns/{id}/schedule-preview", "/api/contacts", "/api/contacts/{id}", "/api/segments",
+    "/api/campaigns/{id}/schedule-preview", "/api/contacts", "/api/contacts/{id}", "/api/contacts/import", "/api/segments",
     "/api/segments/{id}", "/api/segments/{id}/preview", "/api/flows", "/api/flows/{id}",
 }
 

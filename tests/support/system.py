@@ -120,6 +120,11 @@ class Gateway:
             body = await response.json(content_type=None) if response.status != 204 else {}
             return response.status, body
 
+    async def send(self, path: str, body, content_type: str) -> tuple[int, dict]:
+        """POSTs a body that is not JSON (bytes, or an async iterator of them, streamed)."""
+        async with self._session.post(self._base + path, data=body, headers={"Content-Type": content_type}) as response:
+            return response.status, await response.json(content_type=None)
+
     async def ok(self, method: str, path: str, json=None, expect: int = 200) -> dict:
         status, body = await self.call(method, path, json)
         assert status == expect, f"{method} {path}: {status} {body}"

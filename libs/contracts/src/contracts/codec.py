@@ -85,21 +85,6 @@ def segment_evaluated_message(
                    encode_headers(SegmentEvaluated.topic, correlation_id))
 
 
-def contact_changed_message(
-    *, contact_id: UUID, email: str, marketing_opt_in: bool, occurred_at: datetime, correlation_id: str | None = None
-) -> Message:
-    """What `encode(ContactChanged(...))` makes (not deleted), for contacts imported by
-    the hundred thousand; a unit test holds the two to the same decoded event."""
-    contact = str(contact_id)  # asyncpg's UUID is not the standard library's
-    value = orjson.dumps({
-        "event_id": new_event_id(), "version": 1, "occurred_at": occurred_at,
-        "event_type": ContactChanged.topic, "contact_id": contact, "email": email,
-        "marketing_opt_in": marketing_opt_in, "deleted": False,
-    })
-    key = contact.encode()
-    return Message(ContactChanged.topic, key, value, encode_headers(ContactChanged.topic, correlation_id))
-
-
 def decode(topic: str, key: bytes | None, value: bytes | None) -> Event:
     event_type = _BY_TOPIC.get(topic)
     if event_type is None:

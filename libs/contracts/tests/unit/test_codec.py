@@ -101,17 +101,6 @@ def test_the_fast_send_due_encoding_decodes_to_the_same_event():
     assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
 
 
-def test_the_fast_contact_changed_encoding_decodes_to_the_same_event():
-    from contracts.codec import contact_changed_message
-
-    event = ContactChanged(contact_id=uuid4(), email="ann@example.com", marketing_opt_in=True)
-    fast = contact_changed_message(contact_id=event.contact_id, email=event.email, marketing_opt_in=True,
-                                   occurred_at=event.occurred_at, correlation_id="corr-1")
-    slow = encode(event, correlation_id="corr-1")
-    assert decode(fast.topic, fast.key, fast.value).model_copy(update={"event_id": event.event_id}) == event
-    assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
-
-
 @pytest.mark.parametrize("last", [False, True])
 def test_the_fast_segment_evaluated_encoding_decodes_to_the_same_event(last):
     from contracts.codec import segment_evaluated_message

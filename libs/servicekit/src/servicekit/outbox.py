@@ -10,7 +10,7 @@ import asyncio
 import asyncpg
 import structlog
 
-from contracts.codec import Message, encode
+from contracts.codec import Message, encode, encode_headers
 from contracts.events import Event
 from servicekit.kafka import EventPublisher, correlation_id
 
@@ -25,14 +25,9 @@ async def add(connection: asyncpg.Connection, *events: Event) -> None:
     )
 
 
-async def copy(connection: asyncpg.Connection, messages: list[Message]) -> None:
-    """`add` for messages by the thousand, already encoded (see contracts.codec's fast paths)."""
-    stored: dict[tuple, list[list[str]]] = {}  # a batch's messages mostly share their headers
-    await connection.copy_records_to_table(
-        "outbox", columns=["topic", "key", "value", "headers"],
-        records=[(m.topic, m.key, m.value, stored.get(key := tuple(m.headers)) or stored.setdefault(key, _stored(m.headers)))
-                 for m in messages],
-    )
+def headers_for(topic: str) -> list[list[str]]:
+    """The headers `add` stores, for SQL that writes outbox rows by the thousand itself."""
+    return _stored(encode_headers(topic, correlation_id.get()))
 
 
 def _stored(headers: list[tuple[str, bytes]]) -> list[list[str]]:

@@ -4,7 +4,6 @@ bytes come in from the HTTP adapter, the rows go out to the repository.
 """
 
 import csv
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from servicekit.validation import json_path, unstorable
 MAX_LINE = 1024 * 1024  # a row as large as a single contact the API accepts
 FIELDS = ("first_name", "last_name", "timezone", "marketing_opt_in")  # those an update may leave alone
 _ATTRIBUTE_PREFIX = "attributes."
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?\Z")  # exact as a double
 # What JSON text must hold for its value to hold a NUL or a lone surrogate: raw, or escaped.
 # Lines without it (nearly all) skip the walk through every value that would find them.
 _MAYBE_UNSTORABLE = re.compile(r"\x00|\\u(?:0000|[dD][89a-fA-F])")
@@ -182,8 +182,8 @@ class CsvRows:
                 attributes[column.removeprefix(_ATTRIBUTE_PREFIX)] = _attribute(cell)
             elif column == "attributes":
                 try:
-                    data["attributes"] = json.loads(cell)
-                except json.JSONDecodeError as error:
+                    data["attributes"] = orjson.loads(cell)
+                except orjson.JSONDecodeError as error:
                     return Rejection(number, f"$.attributes: not JSON: {error}")
             elif column == "marketing_opt_in":
                 data[column] = _boolean(cell)
@@ -215,10 +215,14 @@ def _boolean(cell: str) -> bool | str:
 
 
 def _attribute(cell: str) -> Any:
-    if cell[0] in '-0123456789tfn[{"':
+    """A plain decimal is a number, true/false/null are themselves, JSON arrays, objects
+    and quoted strings are what they say; anything else (02134, 8e5, N/A) stays text."""
+    if _PLAIN_NUMBER.match(cell) or cell in ("true", "false", "null"):
+        return orjson.loads(cell)
+    if cell[0] in '[{"':
         try:
-            return json.loads(cell)
-        except json.JSONDecodeError:
+            return orjson.loads(cell)
+        except orjson.JSONDecodeError:
             pass
     return cell
 

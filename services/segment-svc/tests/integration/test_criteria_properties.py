@@ -86,7 +86,7 @@ class Database:
     async def matching(self, criteria: Group) -> set:
         found = set()
         async for rows in Evaluations(self.pool).matches(criteria, 1000, now=self.now):
-            found |= {row["contact_id"] for row in rows}
+            found |= {uuid.UUID(json.loads(row["recipient"])["contact_id"]) for row in rows}
         return found
 
     def close(self) -> None:

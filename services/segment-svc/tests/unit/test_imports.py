@@ -119,3 +119,18 @@ def test_a_batch_never_holds_one_email_twice():
     assert [[row.contact.email for row in batch_rows] for batch_rows, _ in ready] == [
         ["a@x.com", "b@x.com"], ["a@x.com", "c@x.com"]]
     assert [rejection.line for _, rejections in ready for rejection in rejections] == [5]
+
+
+@pytest.mark.parametrize(("cell", "value"), [
+    ("41", 41), ("-2.5", -2.5), ("0", 0), ("02134", "02134"), ("8e12345678", "8e12345678"), ("1e5", "1e5"),
+    ("true", True), ("null", None), ('["a", 1]', ["a", 1]), ('"41"', "41"), ("[broken", "[broken"),
+    ("N/A", "N/A"), ("12345678901234567890", "12345678901234567890"),
+])
+def test_a_csv_attribute_cell_is_a_number_only_when_it_plainly_is_one(cell, value):
+    import csv
+    import io
+
+    text = io.StringIO()
+    csv.writer(text).writerows([["email", "attributes.x"], ["a@example.com", cell]])
+    [row] = rows_of("csv", [text.getvalue().encode()])
+    assert row.contact.attributes == {"x": value}

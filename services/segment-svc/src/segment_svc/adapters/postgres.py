@@ -1,5 +1,6 @@
 """Contacts, segments and evaluations in Postgres (schema `segment`)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -23,11 +24,15 @@ from servicekit.database import keyset_page
 
 _CONTACT = "id, email, first_name, last_name, timezone, marketing_opt_in, attributes, created_at, updated_at"
 _SEGMENT = "id, name, criteria, created_at, updated_at"
-# contracts.events.Recipient as JSON, written by the database (the evaluation's hot path;
-# contracts' codec tests hold its shape): Python only joins the texts into a batch.
+# contracts.events.Recipient as JSON, written by the database (the evaluation's hot path:
+# Python only joins the texts into a batch). Spelled out rather than json_build_object,
+# which takes a fifth longer; the evaluation test decodes what it makes.
 _RECIPIENT = (
-    "json_build_object('contact_id', id, 'email', email, 'first_name', first_name, 'last_name', last_name,"
-    " 'timezone', timezone, 'attributes', attributes)::text AS recipient, marketing_opt_in"
+    """'{"contact_id": "' || id || '", "email": ' || to_json(email)"""
+    """ || ', "first_name": ' || coalesce(to_json(first_name)::text, 'null')"""
+    """ || ', "last_name": ' || coalesce(to_json(last_name)::text, 'null')"""
+    """ || ', "timezone": ' || coalesce(to_json(timezone)::text, 'null')"""
+    """ || ', "attributes": ' || attributes || '}' AS recipient, marketing_opt_in"""
 )
 
 
@@ -167,8 +172,17 @@ class Evaluations:
             cursor = await connection.cursor(
                 f"SELECT {_RECIPIENT} FROM contacts WHERE {where} ORDER BY id", *values
             )
-            while rows := await cursor.fetch(batch_size):
-                yield rows
+            # The next batch is read while the caller publishes this one: the database
+            # (the slower side, writing the JSON) never waits for Kafka.
+            following = asyncio.ensure_future(cursor.fetch(batch_size))
+            try:
+                while rows := await following:
+                    following = asyncio.ensure_future(cursor.fetch(batch_size))
+                    yield rows
+            finally:
+                if not following.done():
+                    following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
 
     async def record(self, run_id: UUID, campaign_id: UUID, segment_id: UUID, total: int, opted_in: int) -> None:
         await self._pool.execute(
