@@ -12,14 +12,9 @@ pytestmark = pytest.mark.e2e
 
 async def campaign_to(gateway, contacts: list[dict], subject: str = "Hello {{ first_name }}") -> dict:
     """An active campaign (content, no flow) to exactly these new contacts; waits for its end."""
-    tag = uuid.uuid4().hex
-    for contact in contacts:
-        await gateway.ok("POST", "/api/contacts", {"marketing_opt_in": True, "attributes": {"tag": tag}, **contact},
-                         expect=201)
-    segment = await gateway.ok("POST", "/api/segments", {"name": tag, "criteria": {
-        "operator": "AND", "conditions": [{"field": "attributes.tag", "op": "eq", "value": tag}]}}, expect=201)
+    segment = await gateway.segment_of(contacts)
     campaign = await gateway.ok("POST", "/api/campaigns", {
-        "name": tag, "segment_id": segment["id"], "start_date": datetime.now(UTC).date().isoformat(),
+        "name": segment["name"], "segment_id": segment["id"], "start_date": datetime.now(UTC).date().isoformat(),
         "start_time_of_day": "00:00", "content": {"subject": subject, "text": "Hi {{ first_name }}"}}, expect=201)
     await gateway.ok("PUT", f"/api/campaigns/{campaign['id']}/status", {"status": "active"})
 

@@ -53,6 +53,9 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_
         "--header", "Authorization: Bearer test-key",
         "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance",
         "--max-examples", "10", "--seed", "1", "--workers", "1",
+        # The stateful phase needs links the document does not declare; schemathesis 4
+        # sometimes fails in it with a RecursionError of its own (on the recursive criteria).
+        "--phases", "examples,coverage,fuzzing",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output = (await process.communicate())[0].decode(errors="replace")

@@ -4,6 +4,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ class System:
             "SEGMENT_SVC_URL": f"http://127.0.0.1:{self.ports['segment-svc']}",
             "FLOW_ENGINE_URL": f"http://127.0.0.1:{self.ports['flow-engine']}",
             "LOG_LEVEL": "INFO",
+            "PUBLIC_BASE_URL": self.gateway,  # the links in emails lead to this system's gateway
+            "TRACKING_SECRET": "e2e-tracking-secret",
             **self.extra_env,
         }
 
@@ -129,6 +132,16 @@ class Gateway:
         status, body = await self.call(method, path, json)
         assert status == expect, f"{method} {path}: {status} {body}"
         return body
+
+    async def segment_of(self, contacts: list[dict]) -> dict:
+        """Creates these contacts (opted in unless they say otherwise) and a segment of
+        exactly them: they share an attribute no other contact has."""
+        tag = uuid.uuid4().hex
+        for contact in contacts:
+            await self.ok("POST", "/api/contacts", {"marketing_opt_in": True, "attributes": {"tag": tag}, **contact},
+                          expect=201)
+        return await self.ok("POST", "/api/segments", {"name": tag, "criteria": {
+            "operator": "AND", "conditions": [{"field": "attributes.tag", "op": "eq", "value": tag}]}}, expect=201)
 
     async def close(self) -> None:
         await self._session.close()

@@ -10,7 +10,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from campaign_api import docs_page
+from campaign_api import docs_page, tracking
 from campaign_api.adapters.postgres import CampaignRepository
 from campaign_api.adapters.upstream import REQUEST_ID, Upstreams
 from campaign_api.http import CAMPAIGNS, ERRORS, OPERATIONS, UPSTREAMS, routes
@@ -80,6 +80,8 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(adapters)
     app.add_routes(routes)
+    app[tracking.TRACKING_SECRET] = settings.tracking_secret
+    app.add_routes(tracking.routes(CAMPAIGNS))
     for prefix in ("/api/contacts", "/api/segments", "/api/flows"):
         app.router.add_route("*", prefix, proxy)
         app.router.add_route("*", prefix + "/{tail:.*}", proxy)

@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, computed_field, field_validator
 
 from contracts.enums import CampaignStatus
 from contracts.steps import EmailContent, SendEmailStep, TimeOfDay, omittable
@@ -132,15 +132,67 @@ class CampaignDetail(Campaign):
     status_history: list[StatusEntry]
 
 
-class CampaignStats(BaseModel):
+class Figures(BaseModel):
+    """What happened to a set of sends, and what recipients did with them. Opens and clicks
+    are unique (sends opened or clicked at least once), machine opens excluded."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped_no_consent: int = 0
+    deferred: int = Field(default=0, description="sends waiting for a retry")
+    opens: int = 0
+    clicks: int = 0
+    unsubscribes: int = 0
+    machine_opens: int = Field(default=0, description="opens by prefetching proxies and scanners, not counted in opens")
+
+    @computed_field
+    def open_rate(self) -> float | None:
+        return _rate(self.opens, self.sent)
+
+    @computed_field
+    def click_rate(self) -> float | None:
+        return _rate(self.clicks, self.sent)
+
+    @computed_field
+    def click_to_open_rate(self) -> float | None:
+        return _rate(self.clicks, self.opens)
+
+    @computed_field
+    def unsubscribe_rate(self) -> float | None:
+        return _rate(self.unsubscribes, self.sent)
+
+    @computed_field
+    def failure_rate(self) -> float | None:
+        return _rate(self.failed, self.sent + self.failed)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+class StepStats(Figures):
+    step_index: int
+
+
+class CampaignStats(Figures):
     campaign_id: UUID
     status: CampaignStatus
     targeted: int | None = Field(description="recipients the segment matched; null before scheduling")
     scheduled: int | None = Field(description="sends scheduled; null before scheduling")
-    sent: int
-    failed: int
-    skipped_no_consent: int
-    deferred: int
+    cancelled: int = Field(description="sends a completed campaign will never make")
+    steps: list[StepStats]
+
+
+COUNTERS = tuple(Figures.model_fields)  # the columns of campaign_api.step_stats
+
+
+def campaign_stats(campaign_id: UUID, status: CampaignStatus, targeted: int | None, scheduled: int | None,
+                   steps: list[StepStats]) -> CampaignStats:
+    totals = {name: sum(getattr(step, name) for step in steps) for name in COUNTERS}
+    terminal = totals["sent"] + totals["failed"] + totals["skipped_no_consent"]
+    cancelled = max(0, scheduled - terminal) if status is CampaignStatus.COMPLETED and scheduled else 0
+    return CampaignStats(campaign_id=campaign_id, status=status, targeted=targeted, scheduled=scheduled,
+                         cancelled=cancelled, steps=steps, **totals)
 
 
 class PlannedSendView(BaseModel):

@@ -6,13 +6,15 @@ registry and generator cost a millisecond an email; the unit tests parse the res
 back with the standard library's parser to hold it to the same standard."""
 
 import base64
+import html
 import os
+import re
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import quote
 
 from contracts.events import SendDue
-from contracts.links import unsubscribe_url
+from contracts.links import SendRef, click_url, open_url, template_urls, unsubscribe_url
 from contracts.templates import render
 from mailer.addresses import Address
 
@@ -41,7 +43,8 @@ def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: s
     content = send.content
     from_name, from_address = parseaddr(mail_from)
     domain = from_address.rpartition("@")[2] or "localhost"
-    link = unsubscribe_url(public_base_url, secret, send.send_id, send.recipient.contact_id)
+    ref = SendRef(send.campaign_id, send.run_id, send.step_index, send.send_id, send.recipient.contact_id)
+    link = unsubscribe_url(public_base_url, secret, ref)
     mailto = f"mailto:unsubscribe@{domain}?subject={quote('unsubscribe ' + str(send.send_id))}"
     headers = [
         f"From: {formataddr((_one_line(from_name), from_address), charset='utf-8')}",
@@ -57,8 +60,28 @@ def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: s
     text = render(content.text, fields) if content.text else "This email has an HTML part only."
     parts = [_part("text/plain", text)]
     if content.html:
-        parts.append(_part("text/html", render(content.html, fields, html=True)))
+        rendered = render(content.html, fields, html=True)
+        parts.append(_part("text/html", tracked(rendered, template_urls(content.html), public_base_url, secret, ref)))
     boundary = "=_" + os.urandom(12).hex()
     body = "".join(f"--{boundary}{CRLF}{part}" for part in parts) + f"--{boundary}--{CRLF}"
     headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     return (CRLF.join(headers) + CRLF + CRLF + body).encode()
+
+
+_HREF = re.compile(r"""(href\s*=\s*)(["'])([^"']*)\2""", re.IGNORECASE)
+
+
+def tracked(rendered: str, allowed: set[str], base_url: str, secret: str, ref: SendRef) -> str:
+    """Links whose address was written in the template go through a signed click redirect
+    (one made of a contact's data does not: it was never the template's); an open pixel
+    closes the body."""
+    def redirect(match: re.Match) -> str:
+        if match.group(3) not in allowed:
+            return match.group(0)
+        target = html.unescape(match.group(3))
+        return f"{match.group(1)}{match.group(2)}{html.escape(click_url(base_url, secret, ref, target))}{match.group(2)}"
+
+    pixel = f'<img src="{html.escape(open_url(base_url, secret, ref))}" width="1" height="1" alt="">'
+    body = _HREF.sub(redirect, rendered)
+    closing = body.lower().rfind("</body>")
+    return body[:closing] + pixel + body[closing:] if closing >= 0 else body + pixel

@@ -1,5 +1,7 @@
 """The hand-built MIME, parsed back by the standard library."""
 
+import html
+import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from uuid import uuid4
@@ -26,7 +28,8 @@ def test_a_multipart_alternative_with_text_then_html_and_the_headers_a_sender_ne
     assert message.get_content_type() == "multipart/alternative" and not message.defects
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert message.get_body(("plain",)).get_content() == "Hi Ada"
-    assert message.get_body(("html",)).get_content() == "<p>Hi Ada</p>"
+    html_part = message.get_body(("html",)).get_content()
+    assert html_part.startswith("<p>Hi Ada</p><img src=\"https://x.test/t/o/") and html_part.endswith('.gif" width="1" height="1" alt="">')
     assert message["Subject"] == "Hello Ada" and message["To"] == "ada@example.com"
     assert message["From"].addresses[0].display_name == "News"
     assert message["Message-ID"] == f"<{send.send_id}@example.com>"
@@ -65,3 +68,29 @@ def test_names_are_escaped_in_the_html_part():
 def test_an_email_with_text_only_has_no_html_part():
     _, _, message = parsed(html="")
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain"]
+
+
+def test_links_written_in_the_template_are_signed_redirects_and_others_are_left_alone():
+    from urllib.parse import parse_qs, urlsplit
+
+    from contracts.links import CLICK, OPEN, signed_ref
+
+    template = ('<body><a href="https://shop.example/sale?a=1&amp;b=2">Sale</a>'
+                ' <a href="{{ attributes.own }}">Yours</a> <a href="mailto:x@example.com">Mail</a></body>')
+    send, _, message = parsed(html=template)
+    body = message.get_body(("html",)).get_content()
+    hrefs = re.findall(r'href="([^"]*)"', body)
+    assert hrefs[1:] == ["", "mailto:x@example.com"]  # from contact data, or not http: not tracked
+    click = urlsplit(html.unescape(hrefs[0]))
+    assert click.netloc == "x.test" and click.path.startswith("/t/c/")
+    _, _, _, encoded, token = click.path.split("/")
+    target = parse_qs(click.query)["u"][0]
+    assert target == "https://shop.example/sale?a=1&b=2"
+    ref = signed_ref("secret", CLICK, encoded, token, target)
+    assert (ref.send_id, ref.contact_id, ref.campaign_id) == (send.send_id, send.recipient.contact_id, send.campaign_id)
+    assert signed_ref("secret", CLICK, encoded, token, "https://evil.example/") is None
+    assert signed_ref("other secret", CLICK, encoded, token, target) is None
+    pixel = re.search(r'<img src="([^"]*)"', body).group(1)
+    _, _, _, encoded, token = urlsplit(pixel).path.split("/")
+    assert body.index("<img") < body.index("</body>")
+    assert signed_ref("secret", OPEN, encoded, token.removesuffix(".gif")).send_id == send.send_id

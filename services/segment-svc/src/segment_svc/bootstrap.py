@@ -52,9 +52,13 @@ def background(app: web.Application, settings: Settings):
         async def on_upserted(event):
             await handlers.upsert_contact(event, app[CONTACTS])
 
+        async def on_engagement(event):
+            await handlers.honour_unsubscribe(event, app[CONTACTS])
+
         subscription = Subscription(
             "segment-svc",
-            {topics.CAMPAIGN_ACTIVATED: on_activated, topics.CONTACT_UPSERTED: on_upserted},
+            {topics.CAMPAIGN_ACTIVATED: on_activated, topics.CONTACT_UPSERTED: on_upserted,
+             topics.EMAIL_ENGAGEMENT: on_engagement},
         )
         loop = ConsumerLoop(settings.kafka_bootstrap_servers, Topics(settings.kafka_topic_prefix), subscription, publisher)
         return [loop.run(stop), OutboxRelay(pool, publisher).run(stop)]

@@ -6,9 +6,10 @@ from uuid import UUID
 import structlog
 
 from contracts.codec import Message, segment_evaluated_message
-from contracts.events import CampaignActivated, ContactUpserted
+from contracts.enums import EngagementKind
+from contracts.events import CampaignActivated, ContactUpserted, EmailEngagement
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
-from segment_svc.contacts import ContactDraft, ContactPatch, EmailTaken
+from segment_svc.contacts import ContactDraft, ContactNotFound, ContactPatch, EmailTaken
 from segment_svc.criteria import Group
 from segment_svc.segments import SegmentNotFound
 from servicekit.kafka import EventPublisher, Rejected, correlation_id
@@ -81,3 +82,14 @@ async def upsert_contact(event: ContactUpserted, contacts: ContactRepository) ->
             await contacts.update(contact_id, ContactPatch(**fields))
     except (ValueError, EmailTaken) as error:
         raise Rejected(str(error)) from None
+
+
+async def honour_unsubscribe(event: EmailEngagement, contacts: ContactRepository) -> None:
+    """An unsubscribe link followed: the contact's consent is withdrawn (contact.changed
+    then tells the mailer). Opens and clicks are not segment-svc's business."""
+    if event.kind is not EngagementKind.UNSUBSCRIBE:
+        return
+    try:
+        await contacts.update(event.contact_id, ContactPatch(marketing_opt_in=False))
+    except ContactNotFound:
+        log.info("unsubscribe_of_a_deleted_contact", contact_id=str(event.contact_id))

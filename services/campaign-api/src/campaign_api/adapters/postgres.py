@@ -10,16 +10,26 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from campaign_api.domain import (
+    COUNTERS,
     Campaign,
     CampaignDraft,
     CampaignNotFound,
     CampaignStats,
     NotEditable,
     StatusEntry,
+    StepStats,
+    campaign_stats,
     check_transition,
 )
-from contracts.enums import CampaignStatus, DeliveryStatus
-from contracts.events import CampaignActivated, CampaignScheduled, CampaignStatusChanged, EmailStatus
+from contracts.enums import CampaignStatus, EngagementKind
+from contracts.events import (
+    CampaignActivated,
+    CampaignScheduled,
+    CampaignStatusChanged,
+    EmailEngagement,
+    EmailStatus,
+)
+from contracts.links import SendRef
 from servicekit import outbox
 from servicekit.database import keyset_page
 
@@ -167,9 +177,12 @@ class CampaignRepository:
             await self._complete_if_done(connection, event.run_id)
 
     async def record_outcome(self, event: EmailStatus) -> None:
-        """Keeps each send's latest status; a send turning terminal counts once towards
-        its run, and the run completes the campaign when all its sends have."""
+        """Keeps each send's latest status and the step's counters; a send turning terminal
+        counts once towards its run, and the run completes the campaign when all its sends have."""
         async with self._pool.acquire() as connection, connection.transaction():
+            previous = await connection.fetchval(
+                "SELECT status FROM send_outcomes WHERE send_id = $1 FOR UPDATE", event.send_id
+            )
             changed = await connection.fetchval(
                 "INSERT INTO send_outcomes (send_id, run_id, campaign_id, step_index, status, attempt)"
                 " VALUES ($1, $2, $3, $4, $5, $6)"
@@ -179,11 +192,34 @@ class CampaignRepository:
                 " RETURNING true",
                 event.send_id, event.run_id, event.campaign_id, event.step_index, event.status, event.attempt,
             )
-            if changed and event.status.is_terminal:
+            if not changed:
+                return  # a redelivery, or news older than what is known
+            await _count(connection, event.campaign_id, event.step_index, event.status.value, previous)
+            if event.status.is_terminal:
                 await connection.execute(
                     "UPDATE runs SET terminal_sends = terminal_sends + 1 WHERE run_id = $1", event.run_id
                 )
                 await self._complete_if_done(connection, event.run_id)
+
+    async def record_engagement(self, ref: SendRef, kind: str, url: str | None) -> bool:
+        """The first open, machine open, click or unsubscribe of a send counts and is
+        published (email.engagement); a repeat changes nothing. True when it counted."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            first = await connection.fetchval(
+                "INSERT INTO engagements (send_id, kind, campaign_id, step_index, contact_id, url)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+                ref.send_id, kind, ref.campaign_id, ref.step_index, ref.contact_id, url,
+            )
+            if not first:
+                return False
+            await _count(connection, ref.campaign_id, ref.step_index, ENGAGEMENT_COUNTERS[kind])
+            machine = kind == "machine_open"
+            await outbox.add(connection, EmailEngagement(
+                campaign_id=ref.campaign_id, run_id=ref.run_id, send_id=ref.send_id, contact_id=ref.contact_id,
+                step_index=ref.step_index, kind=EngagementKind.OPEN if machine else EngagementKind(kind),
+                url=url, machine=machine,
+            ))
+            return True
 
     async def _complete_if_done(self, connection, run_id: UUID) -> None:
         row = await connection.fetchrow(
@@ -199,17 +235,33 @@ class CampaignRepository:
             await self._set_status(connection, campaign, CampaignStatus.COMPLETED, completed_at=datetime.now(UTC))
 
     async def stats(self, campaign_id: UUID) -> CampaignStats:
+        """From the counters alone: a few rows whatever the number of sends."""
         campaign = await self.get(campaign_id)
         run = await self._pool.fetchrow(
-            "SELECT recipients, expected_sends, terminal_sends FROM runs WHERE run_id = $1", campaign.run_id
+            "SELECT recipients, expected_sends FROM runs WHERE run_id = $1", campaign.run_id
         ) if campaign.run_id else None
-        counts = {status.value: 0 for status in DeliveryStatus}
-        for row in await self._pool.fetch(
-            "SELECT status, count(*) AS n FROM send_outcomes WHERE campaign_id = $1 GROUP BY status", campaign_id
-        ):
-            counts[row["status"]] = row["n"]
-        return CampaignStats(
-            campaign_id=campaign_id, status=campaign.status,
-            targeted=run["recipients"] if run else None, scheduled=run["expected_sends"] if run else None,
-            **counts,
+        rows = await self._pool.fetch(
+            f"SELECT step_index, {', '.join(COUNTERS)} FROM step_stats WHERE campaign_id = $1 ORDER BY step_index",
+            campaign_id,
         )
+        return campaign_stats(
+            campaign_id, campaign.status, run["recipients"] if run else None, run["expected_sends"] if run else None,
+            [StepStats.model_validate(dict(row)) for row in rows],
+        )
+
+
+# The step_stats column each engagement kind counts in.
+ENGAGEMENT_COUNTERS = {"open": "opens", "machine_open": "machine_opens", "click": "clicks", "unsubscribe": "unsubscribes"}
+
+
+async def _count(connection, campaign_id: UUID, step_index: int, counter: str, uncounted: str | None = None) -> None:
+    """One more in `counter` (and one fewer in `uncounted`) for the step. Both name columns
+    of step_stats (statuses and ENGAGEMENT_COUNTERS values, never input)."""
+    if counter not in COUNTERS or uncounted not in (None, *COUNTERS):
+        raise ValueError(f"no counter {counter!r} or {uncounted!r}")
+    less = f", {uncounted} = step_stats.{uncounted} - 1" if uncounted else ""
+    await connection.execute(
+        f"INSERT INTO step_stats (campaign_id, step_index, {counter}) VALUES ($1, $2, 1)"
+        f" ON CONFLICT (campaign_id, step_index) DO UPDATE SET {counter} = step_stats.{counter} + 1{less}",
+        campaign_id, step_index,
+    )

@@ -1,0 +1,78 @@
+"""The links in emails, answered: the open pixel, click redirects and unsubscribing.
+
+Public (no API key: recipients follow them). A link whose token does not verify gets a
+404 and records nothing. Unsubscribing by GET only shows a page with a button, because
+mail scanners fetch links; the POST (the button, or a mail client's RFC 8058 one-click)
+unsubscribes at once.
+"""
+
+import base64
+import html
+
+from aiohttp import web
+
+from campaign_api.adapters.postgres import CampaignRepository
+from contracts.links import CLICK, OPEN, UNSUBSCRIBE, signed_ref
+
+TRACKING_SECRET = web.AppKey("tracking_secret", str)
+_PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+_NO_STORE = {"Cache-Control": "no-store, private"}
+
+# Opens that no person made: prefetching mail proxies and link scanners announce
+# themselves in their User-Agent. Gmail's image proxy fetches when a person opens, so it
+# is not among them.
+MACHINE_AGENTS = ("yahoomailproxy", "barracuda", "mimecast", "proofpoint", "zscaler", "symantec", "trendmicro",
+                  "bot", "crawler", "spider", "headlesschrome", "python-requests", "go-http-client")
+
+
+def is_machine(user_agent: str | None) -> bool:
+    agent = (user_agent or "").lower()
+    return not agent or any(marker in agent for marker in MACHINE_AGENTS)
+
+
+def routes(campaigns: web.AppKey[CampaignRepository]) -> list[web.RouteDef]:
+    def ref_of(request: web.Request, kind: str, *extra: str):
+        token = request.match_info["token"].removesuffix(".gif")
+        ref = signed_ref(request.app[TRACKING_SECRET], kind, request.match_info["ref"], token, *extra)
+        if ref is None:
+            raise web.HTTPNotFound(text="This link is not valid.")
+        return ref
+
+    async def opened(request: web.Request) -> web.Response:
+        ref = ref_of(request, OPEN)
+        kind = "machine_open" if is_machine(request.headers.get("User-Agent")) else "open"
+        await request.app[campaigns].record_engagement(ref, kind, None)
+        return web.Response(body=_PIXEL, content_type="image/gif", headers=_NO_STORE)
+
+    async def clicked(request: web.Request) -> web.Response:
+        target = request.query.get("u", "")
+        ref = ref_of(request, CLICK, target)
+        if not target.startswith(("https://", "http://")):
+            raise web.HTTPNotFound(text="This link is not valid.")
+        await request.app[campaigns].record_engagement(ref, "click", target)
+        raise web.HTTPFound(target, headers=_NO_STORE)
+
+    async def unsubscribe_page(request: web.Request) -> web.Response:
+        ref_of(request, UNSUBSCRIBE)
+        return _page("Unsubscribe", "Stop receiving these emails?",
+                     f'<form method="post" action="{html.escape(request.path)}">'
+                     '<button type="submit">Unsubscribe</button></form>')
+
+    async def unsubscribe(request: web.Request) -> web.Response:
+        ref = ref_of(request, UNSUBSCRIBE)
+        await request.app[campaigns].record_engagement(ref, "unsubscribe", None)
+        return _page("Unsubscribed", "You will not receive these emails any more.", "")
+
+    return [
+        web.get("/t/o/{ref}/{token}", opened),
+        web.get("/t/c/{ref}/{token}", clicked),
+        web.get("/u/{ref}/{token}", unsubscribe_page),
+        web.post("/u/{ref}/{token}", unsubscribe),
+    ]
+
+
+def _page(title: str, message: str, extra: str) -> web.Response:
+    body = (f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title>"
+            f'<meta name="viewport" content="width=device-width"></head>'
+            f"<body><h1>{title}</h1><p>{message}</p>{extra}</body></html>")
+    return web.Response(text=body, content_type="text/html", headers=_NO_STORE)
