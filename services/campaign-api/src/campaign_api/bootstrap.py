@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes)
     app[tracking.TRACKING_SECRET] = settings.tracking_secret
     app.add_routes(tracking.routes(CAMPAIGNS))
-    for prefix in ("/api/contacts", "/api/segments", "/api/flows"):
+    for prefix in ("/api/contacts", "/api/segments", "/api/flows", "/api/send-time-suggestion"):
         app.router.add_route("*", prefix, proxy)
         app.router.add_route("*", prefix + "/{tail:.*}", proxy)
     app.add_routes([health_route(), web.get("/api/openapi.json", gateway_openapi), *docs_page.routes()])

@@ -8,8 +8,8 @@ from aiohttp import web
 from contracts import topics
 from segment_svc import handlers
 from segment_svc.adapters.imports import ContactImports
-from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
-from segment_svc.http import CONTACTS, ERRORS, IMPORT_BATCH, IMPORTS, SEGMENTS, routes
+from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, Evaluations, SegmentRepository
+from segment_svc.http import CONTACTS, ERRORS, HISTORY, IMPORT_BATCH, IMPORTS, SEGMENTS, routes
 from segment_svc.settings import Settings
 from servicekit import resources
 from servicekit.http import health_route, problem_middleware
@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> web.Application:
         app[CONTACTS] = ContactRepository(app[resources.POOL])
         app[SEGMENTS] = SegmentRepository(app[resources.POOL])
         app[IMPORTS] = ContactImports(app[resources.POOL])
+        app[HISTORY] = EngagementHistory(app[resources.POOL])
         yield
 
     app[IMPORT_BATCH] = settings.import_batch_size
@@ -53,7 +54,7 @@ def background(app: web.Application, settings: Settings):
             await handlers.upsert_contact(event, app[CONTACTS])
 
         async def on_engagement(event):
-            await handlers.honour_unsubscribe(event, app[CONTACTS])
+            await handlers.remember_engagement(event, app[CONTACTS], app[HISTORY])
 
         subscription = Subscription(
             "segment-svc",

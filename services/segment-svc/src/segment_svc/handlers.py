@@ -8,7 +8,7 @@ import structlog
 from contracts.codec import Message, segment_evaluated_message
 from contracts.enums import EngagementKind
 from contracts.events import CampaignActivated, ContactUpserted, EmailEngagement
-from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
+from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, ContactNotFound, ContactPatch, EmailTaken
 from segment_svc.criteria import Group
 from segment_svc.segments import SegmentNotFound
@@ -84,12 +84,14 @@ async def upsert_contact(event: ContactUpserted, contacts: ContactRepository) ->
         raise Rejected(str(error)) from None
 
 
-async def honour_unsubscribe(event: EmailEngagement, contacts: ContactRepository) -> None:
-    """An unsubscribe link followed: the contact's consent is withdrawn (contact.changed
-    then tells the mailer). Opens and clicks are not segment-svc's business."""
-    if event.kind is not EngagementKind.UNSUBSCRIBE:
-        return
-    try:
-        await contacts.update(event.contact_id, ContactPatch(marketing_opt_in=False))
-    except ContactNotFound:
-        log.info("unsubscribe_of_a_deleted_contact", contact_id=str(event.contact_id))
+async def remember_engagement(event: EmailEngagement, contacts: ContactRepository,
+                              history: EngagementHistory) -> None:
+    """An unsubscribe withdraws the contact's consent (contact.changed then tells the
+    mailer); a person's open or click joins their history (machine opens do not)."""
+    if event.kind is EngagementKind.UNSUBSCRIBE:
+        try:
+            await contacts.update(event.contact_id, ContactPatch(marketing_opt_in=False))
+        except ContactNotFound:
+            log.info("unsubscribe_of_a_deleted_contact", contact_id=str(event.contact_id))
+    elif not event.machine:
+        await history.record(event.send_id, event.kind.value, event.contact_id, event.occurred_at)

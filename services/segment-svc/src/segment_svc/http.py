@@ -2,22 +2,26 @@
 
 import asyncio
 import json
+from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from contracts.steps import TimeOfDay
 from segment_svc.adapters.imports import ContactImport, ContactImports
-from segment_svc.adapters.postgres import ContactRepository, SegmentRepository
-from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken
+from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, SegmentRepository
+from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken, known_zone
 from segment_svc.imports import BadHeader, Batches, Reader
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
+from segment_svc.send_time import SendTimeSuggestion, suggest
 from servicekit import openapi
-from servicekit.http import Problem, json_response, resource_routes, uuid_param
+from servicekit.http import Problem, invalid, json_response, resource_routes, uuid_param
 
 CONTACTS = web.AppKey("contacts", ContactRepository)
 SEGMENTS = web.AppKey("segments", SegmentRepository)
 IMPORTS = web.AppKey("imports", ContactImports)
 IMPORT_BATCH = web.AppKey("import_batch", int)
+HISTORY = web.AppKey("history", EngagementHistory)
 _KINDS = {"application/x-ndjson": "ndjson", "application/jsonl": "ndjson", "text/csv": "csv"}
 
 
@@ -93,6 +97,31 @@ async def _report(request: web.Request, job: ContactImport) -> web.StreamRespons
     return response
 
 
+async def send_time_suggestion(request: web.Request) -> web.Response:
+    """The segment's best time of day to send, with what it rests on (see send_time.py)."""
+    query = SuggestionQuery.model_validate_query(request.query)
+    segment = await request.app[SEGMENTS].get(query.segment_id)
+    evidence = await request.app[HISTORY].evidence(segment.criteria)
+    return json_response(suggest(evidence, query.default_time_of_day))
+
+
+class SuggestionQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment_id: UUID
+    timezone: str = Field(default="UTC", description="the campaign's zone: recipients without one of their own")
+    default_time_of_day: TimeOfDay = Field(default="09:00", description="the campaign's start time, to compare with")
+
+    _zone = field_validator("timezone")(known_zone)
+
+    @classmethod
+    def model_validate_query(cls, query) -> "SuggestionQuery":
+        try:
+            return cls.model_validate(dict(query))
+        except ValidationError as error:
+            raise invalid(error) from None
+
+
 OPERATIONS = [
     *openapi.resource_operations("/api/contacts", "contact", Contact, ContactDraft, ContactPatch, "PATCH",
                                  conflicts=(409,)),
@@ -100,6 +129,12 @@ OPERATIONS = [
     openapi.Operation("POST", "/api/contacts/import", "Create or update contacts by email from NDJSON or CSV",
                       raw_body={kind: {"type": "string"} for kind in _KINDS}, response=ImportReport,
                       errors=(415, 422)),
+    openapi.Operation("GET", "/api/send-time-suggestion", "The best time of day to send to a segment, explained",
+                      response=SendTimeSuggestion, errors=(404, 422), query={
+                          "segment_id": {"type": "string", "format": "uuid"},
+                          "timezone": {"type": "string", "default": "UTC"},
+                          "default_time_of_day": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                                  "default": "09:00"}}),
     openapi.Operation("GET", "/api/segments/{id}/preview", "How many contacts a segment matches, and some of them",
                       response=Preview, errors=(404,)),
 ]
@@ -108,6 +143,7 @@ routes = [
     *resource_routes("/api/contacts", CONTACTS, create=ContactDraft, update=ContactPatch, update_method="PATCH"),
     *resource_routes("/api/segments", SEGMENTS, create=SegmentDraft, update=SegmentDraft),
     web.get("/api/segments/{id}/preview", preview_segment),
+    web.get("/api/send-time-suggestion", send_time_suggestion),
     openapi.route(OPERATIONS, "segment-svc"),
 ]
 

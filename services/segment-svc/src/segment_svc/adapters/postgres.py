@@ -19,6 +19,7 @@ from segment_svc.contacts import (
 )
 from segment_svc.criteria import Group, compile_criteria
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
+from segment_svc.send_time import HOURS, K_CONTACT, Evidence
 from servicekit import outbox
 from servicekit.database import keyset_page
 
@@ -190,3 +191,64 @@ class Evaluations:
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING",
             run_id, campaign_id, segment_id, total, opted_in,
         )
+
+
+_MEMBERS = "members AS (SELECT id FROM contacts WHERE {where})"
+
+_RECORD_ENGAGEMENT = """
+WITH first AS (INSERT INTO engagements_counted (send_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1),
+local AS (SELECT c.id, $4::timestamptz AT TIME ZONE coalesce(c.timezone, 'UTC') AS at FROM contacts c, first WHERE c.id = $3)
+INSERT INTO engagement_hours (contact_id, hour_of_week, events)
+SELECT id, (extract(isodow FROM at)::int - 1) * 24 + extract(hour FROM at)::int, 1 FROM local
+ON CONFLICT (contact_id, hour_of_week) DO UPDATE SET events = engagement_hours.events + 1
+"""
+
+
+class EngagementHistory:
+    """Opens and clicks by hour of week in each contact's local time (UTC for a contact
+    without a timezone), and the sums a send-time suggestion rests on."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, send_id: UUID, kind: str, contact_id: UUID, at: datetime) -> None:
+        await self._pool.execute(_RECORD_ENGAGEMENT, send_id, kind, contact_id, at)
+
+    async def evidence(self, criteria: Group) -> Evidence:
+        where, values = compile_criteria(criteria, datetime.now(UTC))
+        k = f"${len(values) + 1}::float8"
+        members = _MEMBERS.format(where=where)
+        async with self._pool.acquire() as connection:
+            hours = await connection.fetch(
+                f"WITH {members}, history AS (SELECT e.hour_of_week, e.events,"
+                f"   sum(e.events) OVER (PARTITION BY e.contact_id) AS total"
+                f"   FROM engagement_hours e JOIN members m ON m.id = e.contact_id)"
+                f" SELECT hour_of_week, sum(events)::bigint AS events, sum(events / (total + {k})) AS share"
+                f" FROM history GROUP BY hour_of_week", *values, K_CONTACT,
+            )
+            summary = await connection.fetchrow(
+                f"WITH {members}, totals AS (SELECT sum(e.events) AS total FROM engagement_hours e"
+                f"   JOIN members m ON m.id = e.contact_id GROUP BY e.contact_id)"
+                f" SELECT (SELECT count(*) FROM members) AS contacts, count(*) AS with_history,"
+                f"   coalesce(sum({k} / (total + {k})), 0) AS weight FROM totals", *values, K_CONTACT,
+            )
+            everyone = await connection.fetch(
+                "SELECT hour_of_week, sum(events)::bigint AS events FROM engagement_hours GROUP BY hour_of_week"
+            )
+        segment_events, shares, global_events = [0] * HOURS, [0.0] * HOURS, [0] * HOURS
+        for row in hours:
+            segment_events[row["hour_of_week"]], shares[row["hour_of_week"]] = row["events"], row["share"]
+        for row in everyone:
+            global_events[row["hour_of_week"]] = row["events"]
+        return Evidence(summary["contacts"], summary["with_history"], segment_events, shares, summary["weight"],
+                        global_events)
+
+    async def hours_of(self, contact_ids: list[UUID]) -> dict[UUID, dict[int, int]]:
+        rows = await self._pool.fetch(
+            "SELECT contact_id, hour_of_week, events FROM engagement_hours WHERE contact_id = ANY($1::uuid[])",
+            contact_ids,
+        )
+        counts: dict[UUID, dict[int, int]] = {}
+        for row in rows:
+            counts.setdefault(row["contact_id"], {})[row["hour_of_week"]] = row["events"]
+        return counts

@@ -1,0 +1,119 @@
+"""Send-time suggestions learned from synthetic engagement history on the real PostgreSQL:
+each contact has a known preferred hour, their opens and clicks fall there or, as noise,
+anywhere in the week; the history arrives as email.engagement events would."""
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from contracts.enums import EngagementKind
+from contracts.events import EmailEngagement
+from segment_svc import handlers
+from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, SegmentRepository
+from segment_svc.contacts import ContactDraft
+from segment_svc.http import CONTACTS, ERRORS, HISTORY, SEGMENTS, routes
+from segment_svc.segments import SegmentDraft
+from segment_svc.send_time import contact_best_hour, segment_profile
+from servicekit.http import problem_middleware
+
+pytestmark = pytest.mark.integration
+
+ZONES = ["Europe/Paris", "America/New_York", "Asia/Tokyo", None]
+MONDAY = datetime(2026, 11, 2)  # a Monday, local time
+
+
+@pytest.fixture
+async def setting(service_pool):
+    pool = await service_pool("segment", "segment_svc")
+    app = web.Application(middlewares=[problem_middleware(ERRORS)])
+    app[CONTACTS], app[SEGMENTS], app[HISTORY] = ContactRepository(pool), SegmentRepository(pool), EngagementHistory(pool)
+    app.add_routes(routes)
+    async with TestClient(TestServer(app)) as client:
+        yield app, client
+
+
+async def segment_of(app, tag: str, people: int) -> tuple[str, list]:
+    contacts = []
+    for i in range(people):
+        contacts.append(await app[CONTACTS].add(ContactDraft(
+            email=f"{tag}{i}@example.com", timezone=ZONES[i % len(ZONES)], attributes={"group": tag})))
+    segment = await app[SEGMENTS].add(SegmentDraft(name=tag, criteria={
+        "operator": "AND", "conditions": [{"field": "attributes.group", "op": "eq", "value": tag}]}))
+    return str(segment.id), contacts
+
+
+async def engage(app, contact, local: datetime, kind=EngagementKind.OPEN, machine=False) -> EmailEngagement:
+    """An open or click at this local time of the contact's, as campaign-api publishes it."""
+    zone = ZoneInfo(contact.timezone or "UTC")
+    event = EmailEngagement(campaign_id=uuid4(), run_id=uuid4(), send_id=uuid4(), contact_id=contact.id, step_index=0,
+                            kind=kind, machine=machine, occurred_at=local.replace(tzinfo=zone).astimezone(UTC))
+    await handlers.remember_engagement(event, app[CONTACTS], app[HISTORY])
+    return event
+
+
+async def suggestion(client, segment_id: str, **query) -> dict:
+    answer = await client.get("/api/send-time-suggestion", params={"segment_id": segment_id, **query})
+    assert answer.status == 200, await answer.text()
+    return await answer.json()
+
+
+async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(setting):
+    app, client = setting
+    rng = random.Random(11)
+    segment_id, contacts = await segment_of(app, "pref", 60)
+    preferred, human = {}, 1  # the repeated open below counts once
+    for contact in contacts:
+        # Most of the segment likes 14:00; a third likes 20:00 or 7:00.
+        preferred[contact.id] = rng.choices([14, 20, 7], [6, 2, 2])[0]
+        for _ in range(rng.randint(4, 9)):
+            if rng.random() < 0.75:
+                hour = preferred[contact.id] + rng.choice([0, 0, 0, -1, 1])
+                local = MONDAY + timedelta(days=rng.randrange(5), hours=hour, minutes=rng.randrange(60))
+            else:  # noise: any time of the week
+                local = MONDAY + timedelta(minutes=rng.randrange(7 * 24 * 60))
+            await engage(app, contact, local, rng.choice([EngagementKind.OPEN, EngagementKind.CLICK]))
+            human += 1
+    # Machine opens at 03:00 are not engagement, and a redelivered event counts once.
+    for contact in contacts[:40]:
+        await engage(app, contact, MONDAY + timedelta(hours=3), machine=True)
+    repeated = await engage(app, contacts[0], MONDAY + timedelta(hours=3))
+    await handlers.remember_engagement(repeated, app[CONTACTS], app[HISTORY])
+
+    answer = await suggestion(client, segment_id, timezone="Europe/Paris", default_time_of_day="09:00")
+    assert answer["fallback"] is False and answer["reason"] is None
+    assert answer["start_time_of_day"] == "14:00" and answer["send_in_recipient_timezone"] is True
+    assert answer["best_weekday"] in ("monday", "tuesday", "wednesday", "thursday", "friday")
+    assert answer["lift"] > 2 and answer["expected_share"] > answer["default_share"]
+    assert answer["contacts"] == answer["contacts_with_history"] == 60
+    assert answer["events"] == human, "machine opens and repeats are not engagement"
+
+    evidence = await app[HISTORY].evidence((await app[SEGMENTS].get(segment_id)).criteria)
+    counts = await app[HISTORY].hours_of([c.id for c in contacts])
+    own = Counter(contact_best_hour(counts[c.id], segment_profile(evidence)) == preferred[c.id] for c in contacts)
+    assert own[True] >= 0.8 * len(contacts), own
+
+
+async def test_with_too_little_history_the_answer_is_the_documented_fallback(setting):
+    app, client = setting
+    segment_id, contacts = await segment_of(app, "new", 8)
+    await engage(app, contacts[0], MONDAY + timedelta(hours=18))
+    answer = await suggestion(client, segment_id, default_time_of_day="10:30")
+    assert answer["fallback"] is True and answer["start_time_of_day"] == "10:30"
+    assert "too little history" in answer["reason"] and answer["events"] == 1
+    assert answer["best_weekday"] is None
+
+
+async def test_a_bad_query_names_its_field(setting):
+    _, client = setting
+    answer = await client.get("/api/send-time-suggestion", params={"segment_id": "nope", "timezone": "Mars/Olympus"})
+    assert answer.status == 422
+    paths = sorted(e["path"] for e in (await answer.json())["errors"])
+    assert paths == ["$.segment_id", "$.timezone"]
+    answer = await client.get("/api/send-time-suggestion", params={"segment_id": str(uuid4())})
+    assert answer.status == 404
