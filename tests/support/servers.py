@@ -30,8 +30,20 @@ async def create_database(admin_url: str, prefix: str = "t") -> str:
 
 
 async def drop_database(admin_url: str, url: str) -> None:
+    """Drops it, ending its sessions. An autovacuum worker in it cannot be ended by us (it
+    is the superuser's) but finishes soon: tried again until it has."""
+    from tests.support.polling import eventually
+
     connection = await asyncpg.connect(admin_url)
+
+    async def dropped() -> bool:
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+        except asyncpg.InsufficientPrivilegeError:
+            return False
+        return True
+
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+        await eventually(dropped, "the test database dropped", timeout=60, every=0.2)
     finally:
         await connection.close()

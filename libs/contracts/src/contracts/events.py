@@ -78,9 +78,13 @@ class Recipient(BaseModel):
     last_name: str | None = None
     timezone: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    send_hour: int | None = Field(
+        default=None, ge=0, le=23,
+        description="with optimize_send_time: the recipient's best hour of day, in their own zone (UTC without one)",
+    )
 
     def template_fields(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"send_hour"})
 
 
 class CampaignActivated(Event):
@@ -96,6 +100,7 @@ class CampaignActivated(Event):
     start_time_of_day: time
     timezone: str
     send_in_recipient_timezone: bool = False
+    optimize_send_time: bool = False  # each recipient at their best hour within 24 hours of start_at
     start_at: AwareDatetime  # step 1 in the campaign's timezone, UTC; now if that was past
     activated_at: AwareDatetime
 

@@ -55,10 +55,15 @@ def plan_sends(
     start_time_of_day: time,
     timezone: str,
     not_before: datetime,
+    best_hour: int | None = None,
 ) -> list[PlannedSend]:
+    """Each SEND_EMAIL step's time. With `best_hour`, step 1 moves to the first time that
+    hour starts on the zone's clock, within the 24 hours after the scheduled start."""
     zone = zone_or_utc(timezone)
     wall = datetime.combine(start_date, start_time_of_day)  # naive local wall clock
     at = max(_to_utc(wall, zone), not_before.astimezone(UTC))
+    if best_hour is not None:
+        at = _next_hour(at, best_hour, zone)
     planned: list[PlannedSend] = []
     for index, step in enumerate(steps):
         if isinstance(step, SendEmailStep):
@@ -67,6 +72,14 @@ def plan_sends(
         wall = at.astimezone(zone).replace(tzinfo=None) + timedelta(days=step.config.days)
         at = _to_utc(wall, zone) + step.config.elapsed
     return planned
+
+
+def _next_hour(at: datetime, hour: int, zone: ZoneInfo) -> datetime:
+    local = at.astimezone(zone).replace(tzinfo=None)
+    candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if candidate < local:
+        candidate += timedelta(days=1)
+    return max(_to_utc(candidate, zone), at)
 
 
 def recipient_timezone(campaign_timezone: str, recipient_zone: str | None, per_recipient: bool) -> str:

@@ -75,3 +75,25 @@ def test_a_day_wait_keeps_the_local_time_across_a_dst_change(zone, day_before_ch
     next_day = day_before_change + timedelta(days=1)
     assert local(planned, zone) == [datetime.combine(day_before_change, time(9)), datetime.combine(next_day, time(9))]
     assert planned[1].due_at - planned[0].due_at == timedelta(hours=hours_between)
+
+
+@pytest.mark.parametrize(("start", "best_hour", "expected"), [
+    ("2026-03-10T09:00", 14, "2026-03-10T14:00"),  # later the same day
+    ("2026-03-10T09:00", 7, "2026-03-11T07:00"),  # passed today: tomorrow, within 24 hours
+    ("2026-03-10T09:00", 9, "2026-03-10T09:00"),
+    ("2026-03-28T09:00", 2, "2026-03-29T03:00"),  # 02:00 does not exist that night in Paris
+])
+def test_a_best_hour_moves_step_one_to_its_next_start_and_the_rest_follow(start, best_hour, expected):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
+    from contracts.timeline import plan_sends
+
+    paris = ZoneInfo("Europe/Paris")
+    begin = datetime.fromisoformat(start)
+    email = SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="s", text="t"))
+    plan = plan_sends([email, WaitStep(type="WAIT", config=WaitConfig(hours=2)), email], begin.date(), begin.time(),
+                      "Europe/Paris", datetime(2026, 1, 1, tzinfo=paris), best_hour)
+    assert plan[0].due_at.astimezone(paris).replace(tzinfo=None) == datetime.fromisoformat(expected)
+    assert (plan[1].due_at - plan[0].due_at).total_seconds() == 7200

@@ -68,6 +68,9 @@ class CampaignDraft(BaseModel):
     start_time_of_day: TimeOfDay
     timezone: str = "UTC"
     send_in_recipient_timezone: StrictBool = False
+    optimize_send_time: StrictBool = Field(
+        default=False, description="send each recipient at their own best hour (from their opens and clicks),"
+                                   " within 24 hours of the scheduled start; see /api/send-time-suggestion")
 
     @field_validator("timezone")
     @classmethod
@@ -92,6 +95,7 @@ class CampaignPatch(BaseModel):
     start_time_of_day: TimeOfDay = omittable()
     timezone: str = omittable()
     send_in_recipient_timezone: StrictBool = omittable()
+    optimize_send_time: StrictBool = omittable()
 
 
 class Campaign(CampaignDraft):

@@ -59,30 +59,34 @@ class ScheduledSend:
 
 
 class Planner:
-    """The sends of a run's recipients. The plan depends only on the timezone, so it is
-    computed once per zone, however many recipients share it."""
+    """The sends of a run's recipients. The plan depends only on the timezone (and the
+    recipient's best hour, with optimize_send_time), so it is computed once per pair,
+    however many recipients share it."""
 
     def __init__(self, run: Run) -> None:
         self._run = run
-        self._plans: dict[str, list] = {}
+        self._plans: dict[tuple[str, int | None], list] = {}
         self._send_id = SendIds(run.run_id)
 
-    def _plan(self, zone: str) -> list:
-        plan = self._plans.get(zone)
+    def _plan(self, zone: str, best_hour: int | None) -> list:
+        plan = self._plans.get((zone, best_hour))
         if plan is None:
             run = self._run
-            plan = self._plans[zone] = plan_sends(
-                run.steps, run.start_date, run.start_time_of_day, zone, run.activated_at
+            plan = self._plans[(zone, best_hour)] = plan_sends(
+                run.steps, run.start_date, run.start_time_of_day, zone, run.activated_at, best_hour
             )
         return plan
 
     def sends(self, recipient: Recipient) -> list[ScheduledSend]:
         run = self._run
-        zone = recipient_timezone(run.timezone, recipient.timezone, run.send_in_recipient_timezone)
+        if recipient.send_hour is None:
+            zone = recipient_timezone(run.timezone, recipient.timezone, run.send_in_recipient_timezone)
+        else:  # optimize_send_time: the hour is on the recipient's own clock, as their history was
+            zone = recipient_timezone("UTC", recipient.timezone, True)
         return [
             ScheduledSend(
                 self._send_id(recipient.contact_id, planned.step_index),
                 run.run_id, run.campaign_id, recipient.contact_id, planned.step_index, planned.due_at,
             )
-            for planned in self._plan(zone)
+            for planned in self._plan(zone, recipient.send_hour)
         ]

@@ -47,7 +47,7 @@ def background(app: web.Application, settings: Settings):
 
         async def on_activated(event):
             await handlers.evaluate_segment(
-                event, app[SEGMENTS], evaluations, publisher, settings.evaluation_batch_size
+                event, app[SEGMENTS], evaluations, publisher, settings.evaluation_batch_size, app[HISTORY]
             )
 
         async def on_upserted(event):

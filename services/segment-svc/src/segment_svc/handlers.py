@@ -12,6 +12,7 @@ from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, 
 from segment_svc.contacts import ContactDraft, ContactNotFound, ContactPatch, EmailTaken
 from segment_svc.criteria import Group
 from segment_svc.segments import SegmentNotFound
+from segment_svc.send_time import best_hour, contact_best_hour, segment_profile
 from servicekit.kafka import EventPublisher, Rejected, correlation_id
 
 log = structlog.get_logger()
@@ -25,16 +26,19 @@ async def evaluate_segment(
     evaluations: Evaluations,
     publisher: EventPublisher,
     batch_size: int,
+    history: EngagementHistory | None = None,
 ) -> None:
     """Publishes the run's recipients in batches; the last says how many matched.
 
     Marketing consent is not filtered here (the mailer checks it at send time) but the
-    count of opted-in matches is reported. A redelivered event publishes nothing.
+    count of opted-in matches is reported. A redelivered event publishes nothing. With
+    optimize_send_time each recipient carries their best hour (send_time.py).
     """
     if await evaluations.already_evaluated(event.run_id):
         log.info("evaluation_already_done")
         return
     criteria = await _criteria_of(segments, event.segment_id)
+    hours = await BestHours.of(history, criteria) if event.optimize_send_time and history else None
     batch_no = total = opted_in = 0
     pending: list = []
     delivered = []  # batches go out back to back; the run is recorded once the broker has all
@@ -42,7 +46,7 @@ async def evaluate_segment(
         if pending:
             delivered.append(await publisher.send(_batch(event, batch_no, pending)))
             batch_no += 1
-        pending = rows
+        pending = await hours.add_to(rows) if hours else [row["recipient"] for row in rows]
         total += len(rows)
         opted_in += sum(1 for row in rows if row["marketing_opt_in"])
     delivered.append(await publisher.send(_batch(event, batch_no, pending, is_last=True, total=total,
@@ -50,6 +54,28 @@ async def evaluate_segment(
     await asyncio.gather(*delivered)
     await evaluations.record(event.run_id, event.campaign_id, event.segment_id, total, opted_in)
     log.info("segment_evaluated", total_matched=total, opted_in_matched=opted_in, batches=batch_no + 1)
+
+
+class BestHours:
+    """Each recipient's best hour of day, for a run with optimize_send_time: their own
+    history shrunk toward the segment's; the segment's hour for those without any."""
+
+    def __init__(self, history: EngagementHistory, profile: list[float]) -> None:
+        self._history, self._profile = history, profile
+        self._segment_hour = best_hour(profile)
+
+    @classmethod
+    async def of(cls, history: EngagementHistory, criteria: Group) -> "BestHours":
+        return cls(history, segment_profile(await history.evidence(criteria)))
+
+    async def add_to(self, rows: list) -> list[str]:
+        counts = await self._history.hours_of([row["id"] for row in rows])
+        return [
+            f'{row["recipient"][:-1]}, "send_hour": {self._hour(counts.get(row["id"]))}}}' for row in rows
+        ]
+
+    def _hour(self, counts: dict[int, int] | None) -> int:
+        return contact_best_hour(counts, self._profile) if counts else self._segment_hour
 
 
 async def _criteria_of(segments: SegmentRepository, segment_id: UUID) -> Group:
@@ -61,12 +87,11 @@ async def _criteria_of(segments: SegmentRepository, segment_id: UUID) -> Group:
         return NOBODY
 
 
-def _batch(event: CampaignActivated, batch_no: int, rows: list, is_last: bool = False,
+def _batch(event: CampaignActivated, batch_no: int, recipients: list[str], is_last: bool = False,
            total: int | None = None, opted_in: int | None = None) -> Message:
     return segment_evaluated_message(
-        run_id=event.run_id, campaign_id=event.campaign_id, batch_no=batch_no,
-        recipients_json=[row["recipient"] for row in rows], is_last=is_last, total_matched=total,
-        opted_in_matched=opted_in, correlation_id=correlation_id.get(),
+        run_id=event.run_id, campaign_id=event.campaign_id, batch_no=batch_no, recipients_json=recipients,
+        is_last=is_last, total_matched=total, opted_in_matched=opted_in, correlation_id=correlation_id.get(),
     )
 
 

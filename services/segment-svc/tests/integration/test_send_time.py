@@ -12,15 +12,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from contracts import topics
+from contracts.codec import decode
 from contracts.enums import EngagementKind
-from contracts.events import EmailEngagement
+from contracts.events import CampaignActivated, EmailEngagement
+from contracts.steps import EmailContent, SendEmailStep
 from segment_svc import handlers
-from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, SegmentRepository
+from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft
 from segment_svc.http import CONTACTS, ERRORS, HISTORY, SEGMENTS, routes
 from segment_svc.segments import SegmentDraft
 from segment_svc.send_time import contact_best_hour, segment_profile
 from servicekit.http import problem_middleware
+from servicekit.kafka import Topics
+from tests.support.kafka import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -63,19 +68,20 @@ async def suggestion(client, segment_id: str, **query) -> dict:
     return await answer.json()
 
 
-async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(setting):
-    app, client = setting
+async def history_with_known_hours(app) -> tuple[str, list, dict, int]:
+    """60 contacts, most preferring 14:00, a third 20:00 or 07:00; 75% of each one's
+    opens and clicks within an hour of their preference, the rest anywhere in the week.
+    Returns the segment, its contacts, their preferred hours and the count of human events."""
     rng = random.Random(11)
     segment_id, contacts = await segment_of(app, "pref", 60)
     preferred, human = {}, 1  # the repeated open below counts once
     for contact in contacts:
-        # Most of the segment likes 14:00; a third likes 20:00 or 7:00.
         preferred[contact.id] = rng.choices([14, 20, 7], [6, 2, 2])[0]
         for _ in range(rng.randint(4, 9)):
             if rng.random() < 0.75:
                 hour = preferred[contact.id] + rng.choice([0, 0, 0, -1, 1])
                 local = MONDAY + timedelta(days=rng.randrange(5), hours=hour, minutes=rng.randrange(60))
-            else:  # noise: any time of the week
+            else:
                 local = MONDAY + timedelta(minutes=rng.randrange(7 * 24 * 60))
             await engage(app, contact, local, rng.choice([EngagementKind.OPEN, EngagementKind.CLICK]))
             human += 1
@@ -84,6 +90,12 @@ async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(s
         await engage(app, contact, MONDAY + timedelta(hours=3), machine=True)
     repeated = await engage(app, contacts[0], MONDAY + timedelta(hours=3))
     await handlers.remember_engagement(repeated, app[CONTACTS], app[HISTORY])
+    return segment_id, contacts, preferred, human
+
+
+async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(setting):
+    app, client = setting
+    segment_id, contacts, preferred, human = await history_with_known_hours(app)
 
     answer = await suggestion(client, segment_id, timezone="Europe/Paris", default_time_of_day="09:00")
     assert answer["fallback"] is False and answer["reason"] is None
@@ -117,3 +129,23 @@ async def test_a_bad_query_names_its_field(setting):
     assert paths == ["$.segment_id", "$.timezone"]
     answer = await client.get("/api/send-time-suggestion", params={"segment_id": str(uuid4())})
     assert answer.status == 404
+
+
+async def test_with_optimize_send_time_most_recipients_carry_their_own_hour(setting, publisher, kafka_bootstrap,
+                                                                            topic_prefix):
+    app, _ = setting
+    segment_id, contacts, preferred, _ = await history_with_known_hours(app)
+    now = datetime.now(UTC)
+    run = CampaignActivated(
+        campaign_id=uuid4(), run_id=uuid4(), segment_id=segment_id, optimize_send_time=True,
+        steps=[SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi", text="t"))],
+        start_date=now.date(), start_time_of_day=now.time().replace(microsecond=0), timezone="UTC",
+        start_at=now, activated_at=now,
+    )
+    evaluations = Evaluations(app[HISTORY]._pool)
+    await handlers.evaluate_segment(run, app[SEGMENTS], evaluations, publisher, 25, app[HISTORY])
+    records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED), 3)
+    recipients = [r for record in records for r in decode(topics.SEGMENT_EVALUATED, record.key, record.value).recipients]
+    assert len(recipients) == 60
+    own = Counter(r.send_hour == preferred[r.contact_id] for r in recipients)
+    assert own[True] >= 0.8 * len(recipients), own

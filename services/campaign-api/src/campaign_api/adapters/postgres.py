@@ -35,7 +35,7 @@ from servicekit.database import keyset_page
 
 _COLUMNS = (
     "id, name, description, segment_id, flow_id, content, start_date, start_time_of_day, timezone,"
-    " send_in_recipient_timezone, status, warnings, run_id, created_at, updated_at, activated_at, completed_at"
+    " send_in_recipient_timezone, optimize_send_time, status, warnings, run_id, created_at, updated_at, activated_at, completed_at"
 )
 
 
@@ -47,7 +47,7 @@ def _draft_values(draft: CampaignDraft) -> tuple:
     content = draft.content.model_dump(mode="json") if draft.content else None
     return (
         draft.name, draft.description, draft.segment_id, draft.flow_id, content, draft.start_date,
-        draft.start_time_of_day, draft.timezone, draft.send_in_recipient_timezone,
+        draft.start_time_of_day, draft.timezone, draft.send_in_recipient_timezone, draft.optimize_send_time,
     )
 
 
@@ -59,8 +59,8 @@ class CampaignRepository:
         async with self._pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
                 "INSERT INTO campaigns (id, name, description, segment_id, flow_id, content, start_date,"
-                " start_time_of_day, timezone, send_in_recipient_timezone, warnings)"
-                f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}",
+                " start_time_of_day, timezone, send_in_recipient_timezone, optimize_send_time, warnings)"
+                f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}",
                 uuid4(), *_draft_values(draft), warnings,
             )
             await self._history(connection, row["id"], None, CampaignStatus.DRAFT)
@@ -84,7 +84,7 @@ class CampaignRepository:
             row = await connection.fetchrow(
                 "UPDATE campaigns SET name = $2, description = $3, segment_id = $4, flow_id = $5, content = $6,"
                 " start_date = $7, start_time_of_day = $8, timezone = $9, send_in_recipient_timezone = $10,"
-                f" warnings = $11, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
+                f" optimize_send_time = $11, warnings = $12, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
                 campaign_id, *_draft_values(draft), warnings,
             )
             return _campaign(row)
@@ -143,6 +143,7 @@ class CampaignRepository:
                     campaign_id=campaign.id, run_id=run_id, segment_id=campaign.segment_id, steps=steps,
                     start_date=campaign.start_date, start_time_of_day=campaign.start_time_of_day,
                     timezone=campaign.timezone, send_in_recipient_timezone=campaign.send_in_recipient_timezone,
+                    optimize_send_time=campaign.optimize_send_time,
                     start_at=campaign.plan(steps, now)[0].due_at, activated_at=now,
                 ),
             )

@@ -29,3 +29,6 @@ CREATE TABLE engagements (
     at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (send_id, kind)
 );
+
+-- Each recipient at their own best hour (segment-svc learns it from their engagement).
+ALTER TABLE campaigns ADD COLUMN optimize_send_time boolean NOT NULL DEFAULT false;

@@ -33,7 +33,7 @@ _RECIPIENT = (
     """ || ', "first_name": ' || coalesce(to_json(first_name)::text, 'null')"""
     """ || ', "last_name": ' || coalesce(to_json(last_name)::text, 'null')"""
     """ || ', "timezone": ' || coalesce(to_json(timezone)::text, 'null')"""
-    """ || ', "attributes": ' || attributes || '}' AS recipient, marketing_opt_in"""
+    """ || ', "attributes": ' || attributes || '}' AS recipient, marketing_opt_in, id"""
 )
 
 
