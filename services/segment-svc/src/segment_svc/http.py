@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import time
 from uuid import UUID
 
 from aiohttp import web
@@ -110,7 +111,7 @@ class SuggestionQuery(BaseModel):
 
     segment_id: UUID
     timezone: str = Field(default="UTC", description="the campaign's zone: recipients without one of their own")
-    default_time_of_day: TimeOfDay = Field(default="09:00", description="the campaign's start time, to compare with")
+    default_time_of_day: TimeOfDay = Field(default=time(9, 0), description="the campaign's start time, to compare with")
 
     _zone = field_validator("timezone")(known_zone)
 

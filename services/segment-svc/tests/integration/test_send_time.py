@@ -119,6 +119,7 @@ async def test_with_too_little_history_the_answer_is_the_documented_fallback(set
     assert answer["fallback"] is True and answer["start_time_of_day"] == "10:30"
     assert "too little history" in answer["reason"] and answer["events"] == 1
     assert answer["best_weekday"] is None
+    assert (await suggestion(client, segment_id))["start_time_of_day"] == "09:00", "the default default"
 
 
 async def test_a_bad_query_names_its_field(setting):
