@@ -99,8 +99,8 @@ def background(app: web.Application, settings: Settings):
     def tasks(stop: asyncio.Event):
         campaigns, publisher = app[CAMPAIGNS], app[resources.PUBLISHER]
         subscription = Subscription(
-            "campaign-api",
-            {topics.CAMPAIGN_SCHEDULED: campaigns.record_scheduled, topics.EMAIL_STATUS: campaigns.record_outcome},
+            "campaign-api", {topics.CAMPAIGN_SCHEDULED: campaigns.record_scheduled},
+            batch_handlers={topics.EMAIL_STATUS: campaigns.record_outcomes},
         )
         loop = ConsumerLoop(settings.kafka_bootstrap_servers, Topics(settings.kafka_topic_prefix), subscription, publisher)
         return [loop.run(stop), OutboxRelay(app[resources.POOL], publisher).run(stop)]

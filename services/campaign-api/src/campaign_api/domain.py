@@ -1,6 +1,7 @@
 """Campaigns and their lifecycle. Pure: the adapters ask it what is allowed."""
 
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, computed_field, field_validator
@@ -188,6 +189,29 @@ class CampaignStats(Figures):
 
 
 COUNTERS = tuple(Figures.model_fields)  # the columns of campaign_api.step_stats
+
+
+def latest_per_send(events) -> dict[UUID, Any]:
+    """Of several email.status events for one send in a batch, the one that says most:
+    the highest attempt, and at one attempt a final status over `deferred`."""
+    latest: dict[UUID, Any] = {}
+    for event in events:
+        known = latest.get(event.send_id)
+        if known is None or (event.attempt, event.status.is_terminal) > (known.attempt, known.status.is_terminal):
+            latest[event.send_id] = event
+    return latest
+
+
+def counter_changes(changed, previous: dict[UUID, str]) -> dict[tuple[UUID, int], dict[str, int]]:
+    """Per step, what the sends whose status changed add to each status counter (a send
+    leaving `deferred` takes one from it)."""
+    changes: dict[tuple[UUID, int], dict[str, int]] = {}
+    for row in changed:
+        counts = changes.setdefault((row["campaign_id"], row["step_index"]), {})
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if (before := previous.get(row["send_id"])) is not None:
+            counts[before] = counts.get(before, 0) - 1
+    return changes
 
 
 def campaign_stats(campaign_id: UUID, status: CampaignStatus, targeted: int | None, scheduled: int | None,

@@ -72,3 +72,28 @@ async def test_sends_that_finish_while_paused_complete_the_campaign_on_resume(ca
     assert resumed.status is CampaignStatus.COMPLETED
     assert [h.status for h in await campaigns.history(campaign.id)] == [
         "draft", "active", "paused", "active", "completed"]
+
+
+async def test_a_batch_of_outcomes_counts_each_send_once_by_its_latest_news(campaigns):
+    campaign = await active_campaign(campaigns)
+    await campaigns.record_scheduled(CampaignScheduled(campaign_id=campaign.id, run_id=campaign.run_id,
+                                                       recipients=4, sends=4))
+    retried, failed, skipped, later = uuid4(), uuid4(), uuid4(), uuid4()
+    await campaigns.record_outcomes([outcome(campaign, DeliveryStatus.DEFERRED, later)])
+    first = [
+        outcome(campaign, DeliveryStatus.DEFERRED, retried),
+        outcome(campaign, DeliveryStatus.SENT, retried, attempt=2),  # the same send, further on
+        outcome(campaign, DeliveryStatus.FAILED, failed),
+        outcome(campaign, DeliveryStatus.SKIPPED_NO_CONSENT, skipped),
+        outcome(campaign, DeliveryStatus.SKIPPED_NO_CONSENT, skipped),  # redelivered within the batch
+    ]
+    await campaigns.record_outcomes(first)
+    await campaigns.record_outcomes(first)  # the whole batch redelivered
+    stats = await campaigns.stats(campaign.id)
+    assert (stats.sent, stats.failed, stats.skipped_no_consent, stats.deferred) == (1, 1, 1, 1)
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.ACTIVE
+
+    await campaigns.record_outcomes([outcome(campaign, DeliveryStatus.SENT, later, attempt=2)])
+    stats = await campaigns.stats(campaign.id)
+    assert (stats.sent, stats.deferred, stats.open_rate) == (2, 0, 0.0)
+    assert (await campaigns.get(campaign.id)).status is CampaignStatus.COMPLETED

@@ -4,6 +4,7 @@ Every status change takes the campaign's row lock, so of two concurrent requests
 one can win a transition; the events it implies go to the outbox in the same transaction.
 """
 
+from collections import Counter
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -20,8 +21,10 @@ from campaign_api.domain import (
     StepStats,
     campaign_stats,
     check_transition,
+    counter_changes,
+    latest_per_send,
 )
-from contracts.enums import CampaignStatus, EngagementKind
+from contracts.enums import CampaignStatus, DeliveryStatus, EngagementKind
 from contracts.events import (
     CampaignActivated,
     CampaignScheduled,
@@ -178,29 +181,42 @@ class CampaignRepository:
             await self._complete_if_done(connection, event.run_id)
 
     async def record_outcome(self, event: EmailStatus) -> None:
-        """Keeps each send's latest status and the step's counters; a send turning terminal
-        counts once towards its run, and the run completes the campaign when all its sends have."""
+        await self.record_outcomes([event])
+
+    async def record_outcomes(self, events: list[EmailStatus]) -> None:
+        """Keeps each send's latest status and the steps' counters, for a batch of events in
+        one transaction. A send turning terminal counts once towards its run, and a run
+        completes its campaign when all its sends have. Redelivered or stale news changes nothing."""
+        latest = latest_per_send(events)
         async with self._pool.acquire() as connection, connection.transaction():
-            previous = await connection.fetchval(
-                "SELECT status FROM send_outcomes WHERE send_id = $1 FOR UPDATE", event.send_id
-            )
-            changed = await connection.fetchval(
+            ids = sorted(latest)  # locked in one order: concurrent batches cannot deadlock
+            previous = {row["send_id"]: row["status"] for row in await connection.fetch(
+                "SELECT send_id, status FROM send_outcomes WHERE send_id = ANY($1::uuid[]) ORDER BY send_id FOR UPDATE",
+                ids,
+            )}
+            batch = [latest[send_id] for send_id in ids]
+            changed = await connection.fetch(
                 "INSERT INTO send_outcomes (send_id, run_id, campaign_id, step_index, status, attempt)"
-                " VALUES ($1, $2, $3, $4, $5, $6)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::int[])"
                 " ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,"
                 "   updated_at = now()"
                 " WHERE send_outcomes.status = 'deferred' AND send_outcomes.attempt <= EXCLUDED.attempt"
-                " RETURNING true",
-                event.send_id, event.run_id, event.campaign_id, event.step_index, event.status, event.attempt,
+                " RETURNING send_id, run_id, campaign_id, step_index, status",
+                *zip(*[(e.send_id, e.run_id, e.campaign_id, e.step_index, e.status.value, e.attempt) for e in batch],
+                     strict=True),
             )
             if not changed:
-                return  # a redelivery, or news older than what is known
-            await _count(connection, event.campaign_id, event.step_index, event.status.value, previous)
-            if event.status.is_terminal:
+                return
+            await _add_counts(connection, counter_changes(changed, previous))
+            finished = Counter(row["run_id"] for row in changed if DeliveryStatus(row["status"]).is_terminal)
+            if finished:
                 await connection.execute(
-                    "UPDATE runs SET terminal_sends = terminal_sends + 1 WHERE run_id = $1", event.run_id
+                    "UPDATE runs SET terminal_sends = terminal_sends + f.n"
+                    " FROM unnest($1::uuid[], $2::int[]) AS f (run_id, n) WHERE runs.run_id = f.run_id",
+                    list(finished), list(finished.values()),
                 )
-                await self._complete_if_done(connection, event.run_id)
+                for run_id in finished:
+                    await self._complete_if_done(connection, run_id)
 
     async def record_engagement(self, ref: SendRef, kind: str, url: str | None) -> bool:
         """The first open, machine open, click or unsubscribe of a send counts and is
@@ -255,14 +271,21 @@ class CampaignRepository:
 ENGAGEMENT_COUNTERS = {"open": "opens", "machine_open": "machine_opens", "click": "clicks", "unsubscribe": "unsubscribes"}
 
 
-async def _count(connection, campaign_id: UUID, step_index: int, counter: str, uncounted: str | None = None) -> None:
-    """One more in `counter` (and one fewer in `uncounted`) for the step. Both name columns
-    of step_stats (statuses and ENGAGEMENT_COUNTERS values, never input)."""
-    if counter not in COUNTERS or uncounted not in (None, *COUNTERS):
-        raise ValueError(f"no counter {counter!r} or {uncounted!r}")
-    less = f", {uncounted} = step_stats.{uncounted} - 1" if uncounted else ""
+async def _count(connection, campaign_id: UUID, step_index: int, counter: str) -> None:
+    await _add_counts(connection, {(campaign_id, step_index): {counter: 1}})
+
+
+async def _add_counts(connection, changes: dict[tuple[UUID, int], dict[str, int]]) -> None:
+    """Adds to the steps' counters; the counter names are step_stats columns (statuses and
+    ENGAGEMENT_COUNTERS values, never input)."""
+    if unknown := {name for counts in changes.values() for name in counts} - set(COUNTERS):
+        raise ValueError(f"no counters {unknown}")
+    keys = list(changes)
+    columns = [[changes[key].get(name, 0) for key in keys] for name in COUNTERS]
     await connection.execute(
-        f"INSERT INTO step_stats (campaign_id, step_index, {counter}) VALUES ($1, $2, 1)"
-        f" ON CONFLICT (campaign_id, step_index) DO UPDATE SET {counter} = step_stats.{counter} + 1{less}",
-        campaign_id, step_index,
+        f"INSERT INTO step_stats (campaign_id, step_index, {', '.join(COUNTERS)})"
+        f" SELECT * FROM unnest($1::uuid[], $2::int[], {', '.join(f'${i + 3}::bigint[]' for i in range(len(COUNTERS)))})"
+        f" ON CONFLICT (campaign_id, step_index) DO UPDATE SET"
+        f" {', '.join(f'{name} = step_stats.{name} + EXCLUDED.{name}' for name in COUNTERS)}",
+        [key[0] for key in keys], [key[1] for key in keys], *columns,
     )
