@@ -68,10 +68,12 @@ async def _read_and_store(request: web.Request, job: ContactImport, reader: Read
         storing = asyncio.create_task(job.store(*batch))
 
     try:
-        async for chunk in request.content.iter_chunked(256 * 1024):
+        async for chunk in request.content.iter_chunked(64 * 1024):
             for row in reader.feed(chunk):
                 if batch := batches.add(row):
                     await hand_over(batch)
+            # Parsing holds the loop; let the batch being stored feed the database between chunks.
+            await asyncio.sleep(0)
         for row in reader.close():
             if batch := batches.add(row):
                 await hand_over(batch)

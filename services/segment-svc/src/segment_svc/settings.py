@@ -6,4 +6,4 @@ class Settings(CommonSettings):
     # Recipients per segment.evaluated message: ~400 KB, under Kafka's 1 MB message limit.
     evaluation_batch_size: int = 2000
     # Contacts per COPY and upsert statement while an import is read.
-    import_batch_size: int = 5000
+    import_batch_size: int = 10_000
