@@ -29,7 +29,7 @@ from tests.support.ports import free_port  # noqa: E402
 CONTENT = EmailContent(
     subject="{{ first_name }}, your April picks",
     text="Hello {{ first_name }},\n\nHere is what is new this month.\n\nThe team",
-    html="<p>Hello {{ first_name }},</p><p>Here is what is <b>new</b> this month.</p><p>The team</p>",
+    html="<p>Hello {{ first_name }},</p><p>Here is what is <b>new</b> this month.</p><p><a href=\"https://shop.example/new\">See it</a></p><p>The team</p>",
 )
 
 

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from urllib.parse import quote
 from uuid import UUID
 
@@ -35,6 +36,7 @@ class SendRef:
     send_id: UUID
     contact_id: UUID
 
+    @cached_property
     def encoded(self) -> str:
         raw = (self.campaign_id.bytes + self.run_id.bytes + self.send_id.bytes + self.contact_id.bytes
                + self.step_index.to_bytes(2, "big"))
@@ -53,17 +55,17 @@ class SendRef:
 
 
 def open_url(base_url: str, secret: str, ref: SendRef) -> str:
-    encoded = ref.encoded()
+    encoded = ref.encoded
     return f"{base_url.rstrip('/')}/t/o/{encoded}/{sign(secret, OPEN, encoded)}.gif"
 
 
 def click_url(base_url: str, secret: str, ref: SendRef, target: str) -> str:
-    encoded = ref.encoded()
+    encoded = ref.encoded
     return f"{base_url.rstrip('/')}/t/c/{encoded}/{sign(secret, CLICK, encoded, target)}?u={quote(target, safe='')}"
 
 
 def unsubscribe_url(base_url: str, secret: str, ref: SendRef) -> str:
-    encoded = ref.encoded()
+    encoded = ref.encoded
     return f"{base_url.rstrip('/')}/u/{encoded}/{sign(secret, UNSUBSCRIBE, encoded)}"
 
 
@@ -79,5 +81,6 @@ def signed_ref(secret: str, kind: str, encoded: str, token: str, *extra: str) ->
 _HREF = re.compile(r"""href\s*=\s*(["'])(https?://[^"'{}<>\s]+)\1""", re.IGNORECASE)
 
 
-def template_urls(html_template: str) -> set[str]:
-    return {match.group(2) for match in _HREF.finditer(html_template)}
+@lru_cache(maxsize=256)  # a campaign's few templates, for every one of its emails
+def template_urls(html_template: str) -> frozenset[str]:
+    return frozenset(match.group(2) for match in _HREF.finditer(html_template))

@@ -71,7 +71,7 @@ def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: s
 _HREF = re.compile(r"""(href\s*=\s*)(["'])([^"']*)\2""", re.IGNORECASE)
 
 
-def tracked(rendered: str, allowed: set[str], base_url: str, secret: str, ref: SendRef) -> str:
+def tracked(rendered: str, allowed: frozenset[str], base_url: str, secret: str, ref: SendRef) -> str:
     """Links whose address was written in the template go through a signed click redirect
     (one made of a contact's data does not: it was never the template's); an open pixel
     closes the body."""
