@@ -20,9 +20,8 @@ import random
 import statistics
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import aiohttp
 
@@ -31,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support import fresh_database, fresh_topics, message_count, report, running, servers, until  # noqa: E402
 
 from contracts import topics  # noqa: E402
-from contracts.events import CampaignActivated  # noqa: E402
 from servicekit.kafka import Topics  # noqa: E402
+from tests.support.events import activation  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 ZONES = ["Europe/Paris", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "UTC", None]
@@ -136,7 +135,7 @@ async def main(count: int) -> None:
         print("evaluating ...", flush=True)
         async with http.post(f"{base}/api/segments", json={"name": "broad", "criteria": BROAD}) as answer:
             segment_id = (await answer.json())["id"]
-        run = _activation(segment_id)
+        run = activation(segment_id)
         evaluated_topic = Topics(prefix).physical(topics.SEGMENT_EVALUATED)
         started, cpu = time.monotonic(), service.cpu_seconds()
         await publisher.publish(run)
@@ -159,18 +158,6 @@ async def main(count: int) -> None:
         "targets": {"imported_per_second": 50000, "preview_ms": 1000, "matched_per_second": 200000,
                     "peak_rss_mb": 300},
     })
-
-
-def _activation(segment_id: str) -> CampaignActivated:
-    from contracts.steps import EmailContent, SendEmailStep
-
-    now = datetime.now(UTC)
-    return CampaignActivated(
-        campaign_id=uuid4(), run_id=uuid4(), segment_id=segment_id,
-        steps=[SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi", text="t"))],
-        start_date=now.date(), start_time_of_day=now.time().replace(microsecond=0), timezone="UTC",
-        start_at=now, activated_at=now,
-    )
 
 
 async def _healthy(http: aiohttp.ClientSession, base: str) -> bool:

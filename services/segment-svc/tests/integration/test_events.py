@@ -2,20 +2,18 @@
 segment into segment.evaluated batches, and contacts arriving on contact.upserted."""
 
 import asyncio
-from datetime import UTC, datetime
-from uuid import uuid4
 
 import pytest
 
 from contracts import topics
 from contracts.codec import decode
-from contracts.events import CampaignActivated, ContactUpserted
-from contracts.steps import EmailContent, SendEmailStep
+from contracts.events import ContactUpserted
 from segment_svc import handlers
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft
 from segment_svc.segments import SegmentDraft
 from servicekit.kafka import ConsumerLoop, Subscription, Topics
+from tests.support.events import activation
 from tests.support.kafka import message_count, read_all
 from tests.support.polling import eventually
 
@@ -25,16 +23,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def pool(service_pool):
     return await service_pool("segment", "segment_svc")
-
-
-def activation(segment_id) -> CampaignActivated:
-    now = datetime.now(UTC)
-    return CampaignActivated(
-        campaign_id=uuid4(), run_id=uuid4(), segment_id=segment_id,
-        steps=[SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi", text="t"))],
-        start_date=now.date(), start_time_of_day=now.time().replace(microsecond=0), timezone="UTC",
-        start_at=now, activated_at=now,
-    )
 
 
 async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, kafka_bootstrap, topic_prefix):

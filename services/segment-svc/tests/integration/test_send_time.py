@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from contracts import topics
 from contracts.codec import decode
 from contracts.enums import EngagementKind
-from contracts.events import CampaignActivated, EmailEngagement
-from contracts.steps import EmailContent, SendEmailStep
+from contracts.events import EmailEngagement
 from segment_svc import handlers
 from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft
@@ -25,6 +24,7 @@ from segment_svc.segments import SegmentDraft
 from segment_svc.send_time import contact_best_hour, segment_profile
 from servicekit.http import problem_middleware
 from servicekit.kafka import Topics
+from tests.support.events import activation
 from tests.support.kafka import read_all
 
 pytestmark = pytest.mark.integration
@@ -136,13 +136,7 @@ async def test_with_optimize_send_time_most_recipients_carry_their_own_hour(sett
                                                                             topic_prefix):
     app, _ = setting
     segment_id, contacts, preferred, _ = await history_with_known_hours(app)
-    now = datetime.now(UTC)
-    run = CampaignActivated(
-        campaign_id=uuid4(), run_id=uuid4(), segment_id=segment_id, optimize_send_time=True,
-        steps=[SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi", text="t"))],
-        start_date=now.date(), start_time_of_day=now.time().replace(microsecond=0), timezone="UTC",
-        start_at=now, activated_at=now,
-    )
+    run = activation(segment_id, optimize_send_time=True)
     evaluations = Evaluations(app[HISTORY]._pool)
     await handlers.evaluate_segment(run, app[SEGMENTS], evaluations, publisher, 25, app[HISTORY])
     records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED), 3)
