@@ -1,4 +1,4 @@
-"""Segments: a name and criteria; and the batches an evaluation is published in."""
+"""Segments: a name and criteria, and what a preview of one shows."""
 
 from datetime import datetime
 from uuid import UUID
@@ -6,8 +6,6 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from segment_svc.criteria import Group
-
-BATCH_SIZE = 1000
 
 
 class SegmentNotFound(LookupError):
