@@ -101,6 +101,16 @@ def test_the_fast_send_due_encoding_decodes_to_the_same_event():
     assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
 
 
+def test_the_fast_contact_changed_encoding_decodes_to_the_same_event():
+    from contracts.codec import contact_changed_values
+
+    event = ContactChanged(contact_id=uuid4(), email="ann@example.com", marketing_opt_in=True)
+    [(key, value)] = contact_changed_values([(event.contact_id, event.email, True)], event.occurred_at)
+    slow = encode(event)
+    assert decode(ContactChanged.topic, key, value).model_copy(update={"event_id": event.event_id}) == event
+    assert key == slow.key
+
+
 @pytest.mark.parametrize("last", [False, True])
 def test_the_fast_segment_evaluated_encoding_decodes_to_the_same_event(last):
     from contracts.codec import segment_evaluated_message

@@ -6,6 +6,8 @@ is down the batch's transaction rolls back and is tried again; requests keep suc
 """
 
 import asyncio
+import struct
+from collections.abc import Iterable
 
 import asyncpg
 import structlog
@@ -28,6 +30,32 @@ async def add(connection: asyncpg.Connection, *events: Event) -> None:
 def headers_for(topic: str) -> list[list[str]]:
     """The headers `add` stores, for SQL that writes outbox rows by the thousand itself."""
     return _stored(encode_headers(topic, correlation_id.get()))
+
+
+async def add_bundle(connection: asyncpg.Connection, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+    """Many messages of one topic (key, value), already encoded, as one outbox row: bulk
+    work writes a row per batch, not per message. The relay publishes them in order."""
+    await connection.execute(
+        "INSERT INTO outbox (topic, key, headers, messages) VALUES ($1, '', $2, $3)",
+        topic, headers_for(topic), bundle(messages),
+    )
+
+
+def bundle(messages: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Each message as its key's length, its key, its value's length, its value."""
+    return b"".join(struct.pack(">I", len(key)) + key + struct.pack(">I", len(value)) + value
+                    for key, value in messages)
+
+
+def unbundle(data: bytes) -> list[tuple[bytes, bytes]]:
+    messages, at = [], 0
+    while at < len(data):
+        (size,) = struct.unpack_from(">I", data, at)
+        key, at = data[at + 4:at + 4 + size], at + 4 + size
+        (size,) = struct.unpack_from(">I", data, at)
+        messages.append((key, data[at + 4:at + 4 + size]))
+        at += 4 + size
+    return messages
 
 
 def _stored(headers: list[tuple[str, bytes]]) -> list[list[str]]:
@@ -58,24 +86,33 @@ class OutboxRelay:
                     pass
 
     async def publish_batch(self) -> int:
+        """Rows published; a full batch's worth when a bundle was among them, so that the
+        relay goes on at once."""
         async with self._pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema()))"
             ):
                 return 0
             rows = await connection.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox"
+                "SELECT id, topic, key, value, headers, messages FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 self._batch_size,
             )
             if not rows:
                 return 0
-            await self._publisher.send_all(
-                Message(row["topic"], row["key"], row["value"], [(k, v.encode()) for k, v in row["headers"]])
-                for row in rows
-            )
+            bundled = next((i for i, row in enumerate(rows) if row["messages"] is not None), None)
+            if bundled is not None:  # a bundle goes alone (it may hold thousands), and more follow
+                rows = rows[:bundled] or rows[:1]
+            await self._publisher.send_all(message for row in rows for message in _messages(row))
             await connection.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
             )
-            return len(rows)
+            return self._batch_size if bundled is not None else len(rows)
+
+
+def _messages(row) -> list[Message]:
+    headers = [(k, v.encode()) for k, v in row["headers"]]
+    if row["messages"] is None:
+        return [Message(row["topic"], row["key"], row["value"], headers)]
+    return [Message(row["topic"], key, value, headers) for key, value in unbundle(row["messages"])]

@@ -8,11 +8,11 @@ import asyncpg
 import pytest
 
 from contracts import topics
-from contracts.codec import decode
+from contracts.codec import decode, encode
 from contracts.events import CampaignScheduled
 from servicekit.database import SHARED_SQL, create_pool, migrate
 from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics
-from servicekit.outbox import OutboxRelay, add
+from servicekit.outbox import OutboxRelay, add, add_bundle
 from tests.support.kafka import committed_lag, read_all
 from tests.support.polling import eventually
 
@@ -84,6 +84,31 @@ async def test_the_outbox_publishes_every_row_once_in_order(database_url, kafka_
         await pool.close()
     sends = [decode(topics.CAMPAIGN_SCHEDULED, r.key, r.value).sends for r in records]
     assert sends == list(range(50)), "one campaign's events arrive once each, in order"
+
+
+async def test_a_bundle_publishes_its_messages_once_in_order_among_single_rows(
+        database_url, kafka_bootstrap, topic_prefix, publisher):
+    await migrate(database_url, "bundle_test", SHARED_SQL)
+    pool = await create_pool(database_url, "bundle_test")
+    campaign = uuid4()
+    events = [scheduled(n, campaign) for n in range(30)]
+    encoded = [encode(event) for event in events]
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            await add(connection, *events[:5])
+            await add_bundle(connection, topics.CAMPAIGN_SCHEDULED, [(m.key, m.value) for m in encoded[5:25]])
+            await add(connection, *events[25:])
+        stop = asyncio.Event()
+        running = asyncio.create_task(OutboxRelay(pool, publisher, batch_size=3).run(stop))
+        records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.CAMPAIGN_SCHEDULED), 30)
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+                         "every outbox row is marked published")
+        stop.set()
+        await running
+    finally:
+        await pool.close()
+    assert [decode(topics.CAMPAIGN_SCHEDULED, r.key, r.value).sends for r in records] == list(range(30))
+    assert all(dict(r.headers)["event_type"] == topics.CAMPAIGN_SCHEDULED.encode() for r in records)
 
 
 async def test_migrations_apply_once(database_url, tmp_path: Path):

@@ -1,7 +1,7 @@
 """A contact import in Postgres, one batch at a time, all in one transaction.
 
 New contacts (a new list: the common, large case) are COPYed straight into `contacts`,
-with their contact.changed outbox rows written beside it, until a batch meets an email
+with their contact.changed events bundled in one outbox row a batch, until a batch meets an email
 that exists. From then on each batch is COPYed into a staging table and upserted from there: existing contacts
 locked and updated (only the fields each row gives; attributes merged), the rest
 inserted. Rejections are kept aside, also by COPY, so that the report can be read back,
@@ -10,10 +10,12 @@ however long, after the commit.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import asyncpg
 
 from contracts import topics
+from contracts.codec import contact_changed_values
 from segment_svc.contacts import new_contact_id
 from segment_svc.imports import ImportRow, Rejection
 from servicekit import outbox
@@ -35,19 +37,6 @@ CREATE TEMP TABLE import_staging (
 ) ON COMMIT DROP;
 DROP TABLE IF EXISTS import_rejections;
 CREATE TEMP TABLE import_rejections (line bigint NOT NULL, reason text NOT NULL);
-"""
-
-# contracts.events.ContactChanged for each (id, email, consent) given, as its codec writes it,
-# spelled out in SQL: the database has a core to spare while Python parses the upload.
-# The import test decodes these rows with the codec.
-_TELL_THE_MAILER = """
-INSERT INTO outbox (topic, key, value, headers)
-SELECT $4, convert_to(id::text, 'UTF8'),
-       convert_to('{"event_id": "' || gen_random_uuid() || '", "version": 1, "occurred_at": ' || to_json(now())
-                  || ', "event_type": "contact.changed", "contact_id": "' || id || '", "email": ' || to_json(email)
-                  || ', "marketing_opt_in": ' || opted_in || ', "deleted": false}', 'UTF8'),
-       $5::jsonb
-FROM unnest($1::uuid[], $2::text[], $3::boolean[]) AS told (id, email, opted_in)
 """
 
 # Locked in id order, so that `before` in the update reads the values it replaces.
@@ -147,9 +136,10 @@ class ContactImport:
         self.updated += len(updated)
 
     async def _tell_the_mailer(self, ids: list, emails: list[str], consents: list[bool]) -> None:
-        """contact.changed for each: the mailer must know every contact's consent."""
-        await self._connection.execute(_TELL_THE_MAILER, ids, emails, consents, topics.CONTACT_CHANGED,
-                                       outbox.headers_for(topics.CONTACT_CHANGED))
+        """contact.changed for each (the mailer must know every contact's consent), as one
+        outbox bundle: a row per contact cost the import a third of its time."""
+        changes = contact_changed_values(zip(ids, emails, consents, strict=True), datetime.now(UTC))
+        await outbox.add_bundle(self._connection, topics.CONTACT_CHANGED, changes)
 
     async def _reject(self, rejections: list[Rejection]) -> None:
         self.rejected += len(rejections)
