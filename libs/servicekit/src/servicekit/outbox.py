@@ -32,12 +32,12 @@ def headers_for(topic: str) -> list[list[str]]:
     return _stored(encode_headers(topic, correlation_id.get()))
 
 
-async def add_bundle(connection: asyncpg.Connection, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
-    """Many messages of one topic (key, value), already encoded, as one outbox row: bulk
-    work writes a row per batch, not per message. The relay publishes them in order."""
+async def add_bundle(connection: asyncpg.Connection, topic: str, bundled: bytes) -> None:
+    """Many messages of one topic, `bundle`d, as one outbox row: bulk work writes a row per
+    batch, not per message. The relay publishes them in order."""
     await connection.execute(
         "INSERT INTO outbox (topic, key, headers, messages) VALUES ($1, '', $2, $3)",
-        topic, headers_for(topic), bundle(messages),
+        topic, headers_for(topic), bundled,
     )
 
 

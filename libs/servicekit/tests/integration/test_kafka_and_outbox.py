@@ -12,7 +12,7 @@ from contracts.codec import decode, encode
 from contracts.events import CampaignScheduled
 from servicekit.database import SHARED_SQL, create_pool, migrate
 from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics
-from servicekit.outbox import OutboxRelay, add, add_bundle
+from servicekit.outbox import OutboxRelay, add, add_bundle, bundle
 from tests.support.kafka import committed_lag, read_all
 from tests.support.polling import eventually
 
@@ -96,7 +96,7 @@ async def test_a_bundle_publishes_its_messages_once_in_order_among_single_rows(
     try:
         async with pool.acquire() as connection, connection.transaction():
             await add(connection, *events[:5])
-            await add_bundle(connection, topics.CAMPAIGN_SCHEDULED, [(m.key, m.value) for m in encoded[5:25]])
+            await add_bundle(connection, topics.CAMPAIGN_SCHEDULED, bundle([(m.key, m.value) for m in encoded[5:25]]))
             await add(connection, *events[25:])
         stop = asyncio.Event()
         running = asyncio.create_task(OutboxRelay(pool, publisher, batch_size=3).run(stop))

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contracts.steps import TimeOfDay
-from segment_svc.adapters.imports import ContactImport, ContactImports
+from segment_svc.adapters.imports import ContactImport, ContactImports, prepare
 from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, SegmentRepository
 from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken, known_zone
 from segment_svc.imports import BadHeader, Batches, Reader
@@ -63,9 +63,11 @@ async def _read_and_store(request: web.Request, job: ContactImport, reader: Read
 
     async def hand_over(batch) -> None:
         nonlocal storing
+        rows, rejections = batch
+        ready = prepare(rows)  # while the batch before is still being stored
         if storing is not None:
             await storing
-        storing = asyncio.create_task(job.store(*batch))
+        storing = asyncio.create_task(job.store(ready, rejections))
 
     try:
         async for chunk in request.content.iter_chunked(64 * 1024):
