@@ -94,16 +94,21 @@ class OutboxRelay:
             ):
                 return 0
             rows = await connection.fetch(
-                "SELECT id, topic, key, value, headers, messages FROM outbox"
+                "SELECT id, topic, key, value, headers, messages IS NOT NULL AS bundled FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 self._batch_size,
             )
             if not rows:
                 return 0
-            bundled = next((i for i, row in enumerate(rows) if row["messages"] is not None), None)
-            if bundled is not None:  # a bundle goes alone (it may hold thousands), and more follow
-                rows = rows[:bundled] or rows[:1]
-            await self._publisher.send_all(message for row in rows for message in _messages(row))
+            bundled = next((i for i, row in enumerate(rows) if row["bundled"]), None)
+            if bundled == 0:  # a bundle goes alone, read only now: it may hold thousands
+                rows = rows[:1]
+                data = await connection.fetchval("SELECT messages FROM outbox WHERE id = $1", rows[0]["id"])
+                messages = [_message(rows[0], key, value) for key, value in unbundle(data)]
+            else:  # the single rows, up to the next bundle
+                rows = rows[:bundled]
+                messages = [_message(row, row["key"], row["value"]) for row in rows]
+            await self._publisher.send_all(messages)
             await connection.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
@@ -111,8 +116,5 @@ class OutboxRelay:
             return self._batch_size if bundled is not None else len(rows)
 
 
-def _messages(row) -> list[Message]:
-    headers = [(k, v.encode()) for k, v in row["headers"]]
-    if row["messages"] is None:
-        return [Message(row["topic"], row["key"], row["value"], headers)]
-    return [Message(row["topic"], key, value, headers) for key, value in unbundle(row["messages"])]
+def _message(row, key: bytes, value: bytes | None) -> Message:
+    return Message(row["topic"], key, value, [(k, v.encode()) for k, v in row["headers"]])
