@@ -27,8 +27,8 @@ async def add(connection: asyncpg.Connection, *events: Event) -> None:
     )
 
 
-def headers_for(topic: str) -> list[list[str]]:
-    """The headers `add` stores, for SQL that writes outbox rows by the thousand itself."""
+def _headers_for(topic: str) -> list[list[str]]:
+    """The headers `add` stores with each event, stored once for a bundle."""
     return _stored(encode_headers(topic, correlation_id.get()))
 
 
@@ -37,7 +37,7 @@ async def add_bundle(connection: asyncpg.Connection, topic: str, bundled: bytes)
     batch, not per message. The relay publishes them in order."""
     await connection.execute(
         "INSERT INTO outbox (topic, key, headers, messages) VALUES ($1, '', $2, $3)",
-        topic, headers_for(topic), bundled,
+        topic, _headers_for(topic), bundled,
     )
 
 

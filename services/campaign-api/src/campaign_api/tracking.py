@@ -20,7 +20,7 @@ _NO_STORE = {"Cache-Control": "no-store, private"}
 
 # Opens that no person made: prefetching mail proxies and link scanners announce
 # themselves in their User-Agent. Gmail's image proxy fetches when a person opens, so it
-# is not among them.
+# is not among them. A fetch with no User-Agent at all is no mail client's either.
 MACHINE_AGENTS = ("yahoomailproxy", "barracuda", "mimecast", "proofpoint", "zscaler", "symantec", "trendmicro",
                   "bot", "crawler", "spider", "headlesschrome", "python-requests", "go-http-client")
 

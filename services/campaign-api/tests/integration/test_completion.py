@@ -42,13 +42,13 @@ async def test_a_run_whose_sends_all_finish_completes_once_and_redeliveries_coun
     await campaigns.record_scheduled(CampaignScheduled(campaign_id=campaign.id, run_id=campaign.run_id,
                                                        recipients=2, sends=2))
     first = outcome(campaign)
-    await campaigns.record_outcome(first)
-    await campaigns.record_outcome(first)  # redelivered: still one of two
+    await campaigns.record_outcomes([first])
+    await campaigns.record_outcomes([first])  # redelivered: still one of two
     assert (await campaigns.get(campaign.id)).status is CampaignStatus.ACTIVE
     deferred = outcome(campaign, DeliveryStatus.DEFERRED)
-    await campaigns.record_outcome(deferred)
+    await campaigns.record_outcomes([deferred])
     assert (await campaigns.get(campaign.id)).status is CampaignStatus.ACTIVE
-    await campaigns.record_outcome(outcome(campaign, DeliveryStatus.SENT, deferred.send_id, attempt=2))
+    await campaigns.record_outcomes([outcome(campaign, DeliveryStatus.SENT, deferred.send_id, attempt=2)])
     assert (await campaigns.get(campaign.id)).status is CampaignStatus.COMPLETED
     stats = await campaigns.stats(campaign.id)
     assert (stats.sent, stats.deferred, stats.scheduled) == (2, 0, 2)
@@ -66,7 +66,7 @@ async def test_sends_that_finish_while_paused_complete_the_campaign_on_resume(ca
     await campaigns.record_scheduled(CampaignScheduled(campaign_id=campaign.id, run_id=campaign.run_id,
                                                        recipients=1, sends=1))
     await campaigns.change_status(campaign.id, CampaignStatus.PAUSED)
-    await campaigns.record_outcome(outcome(campaign))  # the mail in flight when the pause came
+    await campaigns.record_outcomes([outcome(campaign)])  # the mail in flight when the pause came
     assert (await campaigns.get(campaign.id)).status is CampaignStatus.PAUSED
     resumed = await campaigns.change_status(campaign.id, CampaignStatus.ACTIVE)
     assert resumed.status is CampaignStatus.COMPLETED

@@ -180,9 +180,6 @@ class CampaignRepository:
             )
             await self._complete_if_done(connection, event.run_id)
 
-    async def record_outcome(self, event: EmailStatus) -> None:
-        await self.record_outcomes([event])
-
     async def record_outcomes(self, events: list[EmailStatus]) -> None:
         """Keeps each send's latest status and the steps' counters, for a batch of events in
         one transaction. A send turning terminal counts once towards its run, and a run

@@ -1,10 +1,10 @@
 """A contact import in Postgres, one batch at a time, all in one transaction.
 
 New contacts (a new list: the common, large case) are COPYed straight into `contacts`,
-with their contact.changed events bundled in one outbox row a batch, until a batch meets an email
-that exists. From then on each batch is COPYed into a staging table and upserted from there: existing contacts
-locked and updated (only the fields each row gives; attributes merged), the rest
-inserted. Rejections are kept aside, also by COPY, so that the report can be read back,
+with their contact.changed events bundled in one outbox row a batch, until a batch meets
+an email that exists. From then on each batch is COPYed into a staging table and upserted
+from there: existing contacts locked and updated (only the fields each row gives;
+attributes merged), the rest inserted. Rejections are kept aside, also by COPY, so that the report can be read back,
 however long, after the commit.
 """
 
