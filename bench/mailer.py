@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import SmtpSink, fresh_database, fresh_topics, report, running, servers, until  # noqa: E402
+from support import SmtpSink, fresh_topics, report, running, servers, until  # noqa: E402
 
 from contracts.codec import encode  # noqa: E402
 from contracts.events import ContactChanged, Recipient, SendDue  # noqa: E402
@@ -35,7 +35,6 @@ CONTENT = EmailContent(
 
 async def main(sends: int) -> None:
     admin_url, bootstrap = servers()
-    database_url = await fresh_database(admin_url)
     prefix = await fresh_topics(bootstrap)
     sink_port = free_port()
     sink = SmtpSink(sink_port)
@@ -52,7 +51,7 @@ async def main(sends: int) -> None:
                        content=CONTENT))
         for i, c in enumerate(contacts)
     ]
-    async with running("mailer", "mailer.consent", database_url, bootstrap, prefix,
+    async with running("mailer", "mailer.consent", admin_url, bootstrap, prefix,
                        SMTP_HOST="127.0.0.1", SMTP_PORT=str(sink_port)) as (mailer, publisher, db):
         try:
             await publisher.send_all(consents)

@@ -20,7 +20,7 @@ from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import fresh_database, fresh_topics, message_count, report, running, servers, until  # noqa: E402
+from support import fresh_topics, message_count, report, running, servers, until  # noqa: E402
 
 from contracts import topics  # noqa: E402
 from contracts.codec import encode  # noqa: E402
@@ -62,12 +62,11 @@ def events(sends: int, batch: int, emails: int = 2) -> tuple[CampaignActivated, 
 
 async def main(sends: int, batch: int, emails: int) -> None:
     admin_url, bootstrap = servers()
-    database_url = await fresh_database(admin_url)
     prefix = await fresh_topics(bootstrap)
     print(f"preparing {sends:,} sends: {sends // emails:,} recipients x {emails} emails,"
           f" in batches of {batch:,} recipients ...", flush=True)
     run, batches = events(sends, batch, emails)
-    async with running("scheduler", "scheduler.sends", database_url, bootstrap, prefix) as (scheduler, publisher, db):
+    async with running("scheduler", "scheduler.sends", admin_url, bootstrap, prefix) as (scheduler, publisher, db):
         started, cpu = time.monotonic(), scheduler.cpu_seconds()
         await publisher.publish(run)
         await publisher.send_all(batches)

@@ -9,7 +9,8 @@ file of contacts with varied attributes (seeded: the same file every run), then 
   (c) a campaign.activated for a broad segment, until the last segment.evaluated batch is
       on the topic (matched contacts per second, publication included).
 The contact.changed events of the import are relayed in between and timed too, so that
-they do not share the CPU with (b) and (c). The service's peak RSS is sampled throughout.
+they do not share the CPU with (b) and (c). The service's peak RSS is sampled throughout, and
+the CPU shares of the service, PostgreSQL and the Kafka broker (1.0 = one core of two).
 Targets (issue 4): import >= 50,000 contacts/s, evaluation >= 200,000 matched/s, RSS < 300 MB.
 """
 
@@ -27,7 +28,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import fresh_database, fresh_topics, message_count, report, running, servers, until  # noqa: E402
+from support import cpu_seconds_of, fresh_topics, message_count, report, running, servers, until  # noqa: E402
 
 from contracts import topics  # noqa: E402
 from servicekit.kafka import Topics  # noqa: E402
@@ -107,20 +108,19 @@ async def preview(http: aiohttp.ClientSession, base: str, criteria: dict) -> dic
 
 async def main(count: int) -> None:
     admin_url, bootstrap = servers()
-    database_url = await fresh_database(admin_url)
     prefix = await fresh_topics(bootstrap)
     print(f"writing {count:,} contacts ...", flush=True)
     path = contacts_file(count)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    async with running("segment_svc", "segment.contacts", database_url, bootstrap, prefix,
+    async with running("segment_svc", "segment.contacts", admin_url, bootstrap, prefix,
                        HTTP_PORT=str(port)) as (service, publisher, db), \
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as http:
         await until(lambda: _healthy(http, base), "segment-svc healthy", 60)
         print("importing ...", flush=True)
-        import_cpu = service.cpu_seconds()
+        import_cpu, import_db_cpu = service.cpu_seconds(), cpu_seconds_of("postgres")
         import_seconds, imported = await import_contacts(http, base, path)
-        import_cpu = service.cpu_seconds() - import_cpu
+        import_cpu, import_db_cpu = service.cpu_seconds() - import_cpu, cpu_seconds_of("postgres") - import_db_cpu
         assert imported["inserted"] == count and imported["rejected"] == 0, {k: imported[k] for k in list(imported)[:3]}
 
         print("relaying contact.changed ...", flush=True)
@@ -137,23 +137,28 @@ async def main(count: int) -> None:
             segment_id = (await answer.json())["id"]
         run = activation(segment_id)
         evaluated_topic = Topics(prefix).physical(topics.SEGMENT_EVALUATED)
-        started, cpu = time.monotonic(), service.cpu_seconds()
+        started, cpu, db_cpu, broker_cpu = (time.monotonic(), service.cpu_seconds(), cpu_seconds_of("postgres"),
+                                            cpu_seconds_of("java"))
         await publisher.publish(run)
         matched = await until(lambda: db.fetchval("SELECT total_matched FROM segment.evaluations WHERE run_id = $1",
                                                   run.run_id), "the last segment.evaluated batch", 1800, every=0.05)
         evaluate_seconds = time.monotonic() - started
         evaluate_cpu = service.cpu_seconds() - cpu
+        evaluate_db_cpu, evaluate_broker_cpu = cpu_seconds_of("postgres") - db_cpu, cpu_seconds_of("java") - broker_cpu
         batches = await message_count(bootstrap, evaluated_topic)
     report("segments", {
         "contacts": count, "file_mb": round(path.stat().st_size / 2**20, 1),
         "import_seconds": round(import_seconds, 2), "imported_per_second": round(count / import_seconds),
         "import_service_cpu_share": round(import_cpu / import_seconds, 2),
+        "import_postgres_cpu_share": round(import_db_cpu / import_seconds, 2),
         "contact_changed_relay_seconds": round(relay_seconds, 2),
         "contact_changed_per_second": round(count / relay_seconds),
         "previews": previews,
         "evaluation": {"matched": matched, "batches": batches, "seconds": round(evaluate_seconds, 2),
                        "matched_per_second": round(matched / evaluate_seconds),
-                       "service_cpu_share": round(evaluate_cpu / evaluate_seconds, 2)},
+                       "service_cpu_share": round(evaluate_cpu / evaluate_seconds, 2),
+                       "postgres_cpu_share": round(evaluate_db_cpu / evaluate_seconds, 2),
+                       "kafka_cpu_share": round(evaluate_broker_cpu / evaluate_seconds, 2)},
         "peak_rss_mb": round(service.peak_rss_mb, 1),
         "targets": {"imported_per_second": 50000, "preview_ms": 1000, "matched_per_second": 200000,
                     "peak_rss_mb": 300},

@@ -23,7 +23,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import fresh_database, fresh_topics, report, running, servers, until  # noqa: E402
+from support import fresh_topics, report, running, servers, until  # noqa: E402
 
 from contracts.enums import DeliveryStatus  # noqa: E402
 from contracts.events import EmailStatus  # noqa: E402
@@ -59,11 +59,10 @@ FROM campaign_api.send_outcomes o WHERE o.campaign_id = $1 GROUP BY o.campaign_i
 
 async def main(outcomes: int, events: int) -> None:
     admin_url, bootstrap = servers()
-    database_url = await fresh_database(admin_url)
     prefix = await fresh_topics(bootstrap)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    async with running("campaign_api", "campaign_api.step_stats", database_url, bootstrap, prefix,
+    async with running("campaign_api", "campaign_api.step_stats", admin_url, bootstrap, prefix,
                        GATEWAY_PORT=str(port), API_KEYS="") as (service, publisher, db), \
             aiohttp.ClientSession() as http:
         campaign_id, run_id = uuid4(), uuid4()

@@ -21,7 +21,7 @@ from servicekit.topics import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
 from tests.support.kafka import message_count  # noqa: E402, F401 (for the benchmarks)
-from tests.support.servers import KAFKA_BOOTSTRAP, POSTGRES_URL, create_database, start_local  # noqa: E402
+from tests.support.servers import KAFKA_BOOTSTRAP, POSTGRES_URL, create_database, drop_database, start_local  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -34,10 +34,6 @@ def servers() -> tuple[str, str]:
     start_local("postgres.sh")
     start_local("kafka.sh")
     return POSTGRES_URL, KAFKA_BOOTSTRAP
-
-
-async def fresh_database(admin_url: str) -> str:
-    return await create_database(admin_url, prefix="bench")
 
 
 async def fresh_topics(bootstrap: str) -> str:
@@ -101,9 +97,12 @@ class SmtpSink:
 
 
 @asynccontextmanager
-async def running(module: str, table: str, database_url: str, bootstrap: str, prefix: str, **env: str):
-    """The service as a process on the bench's database and topics, a publisher on those
-    topics, and a connection to the database; yields them once `table` exists (migrated)."""
+async def running(module: str, table: str, admin_url: str, bootstrap: str, prefix: str, **env: str):
+    """The service as a process on a database of its own and the bench's topics, a
+    publisher on those topics, and a connection to the database; yields them once `table`
+    exists (migrated). The database is dropped at the end (a million contacts are
+    gigabytes) unless BENCH_KEEP_DATABASE=1, for looking at plans afterwards."""
+    database_url = await create_database(admin_url, prefix="bench")
     service = Service(module, {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                                "KAFKA_TOPIC_PREFIX": prefix, "HTTP_PORT": "0", "LOG_LEVEL": "WARNING", **env},
                       Path(f"/tmp/bench-{module}.log"))
@@ -117,6 +116,10 @@ async def running(module: str, table: str, database_url: str, bootstrap: str, pr
         await db.close()
         await producer.stop()
         service.stop()
+        if os.environ.get("BENCH_KEEP_DATABASE") == "1":
+            print(f"kept {database_url}", flush=True)
+        else:
+            await drop_database(admin_url, database_url)
 
 
 async def until(check, what: str, timeout: float, every: float = 0.2):
@@ -126,6 +129,22 @@ async def until(check, what: str, timeout: float, every: float = 0.2):
             return result
         await asyncio.sleep(every)
     raise SystemExit(f"gave up after {timeout:.0f}s waiting for: {what}")
+
+
+def cpu_seconds_of(command: str) -> float:
+    """User + system CPU time used so far by the live processes named `command` (e.g.
+    postgres, java): where the rest of the machine's time goes."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, rest = text.split(" (", 1)[1].rsplit(")", 1)
+        if name == command:
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def machine() -> dict:
