@@ -1,7 +1,7 @@
 """The one place where events become Kafka messages and messages become events."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -17,6 +17,7 @@ from contracts.events import (
     SendDue,
     new_event_id,
     now_utc,
+    uuid_texts,
 )
 
 CORRELATION_HEADER = "correlation_id"
@@ -87,29 +88,21 @@ def segment_evaluated_message(
 
 
 def contact_changed_values(
-    contacts: Iterable[tuple[UUID, str, bool]], occurred_at: datetime
+    contacts: Sequence[tuple[UUID | str, str, bool]], occurred_at: datetime
 ) -> list[tuple[bytes, bytes]]:
     """The key and value `encode(ContactChanged(...))` makes (not deleted) for each
     (contact id, email, consent): contact imports tell the mailer of a million contacts
     this way, so the JSON is written out by hand. A unit test holds the two to the same
     decoded event."""
-    at = occurred_at.isoformat().encode()
-    messages = []
-    for contact_id, email, opted_in in contacts:
-        contact = str(contact_id).encode()  # asyncpg's UUID is not the standard library's
-        messages.append((contact, _CONTACT_CHANGED % (
-            _event_id(), at, contact, orjson.dumps(email), b"true" if opted_in else b"false")))
-    return messages
-
-
-_CONTACT_CHANGED = (b'{"event_id":"%s","version":1,"occurred_at":"%s","event_type":"contact.changed",'
-                    b'"contact_id":"%s","email":%s,"marketing_opt_in":%s,"deleted":false}')
-
-
-def _event_id() -> bytes:
-    """new_event_id() as its text, without the UUID object on the way."""
-    text = b"%032x" % new_event_id().int
-    return b"-".join((text[:8], text[8:12], text[12:16], text[16:20], text[20:]))
+    middle = f'","version":1,"occurred_at":"{occurred_at.isoformat()}","event_type":"contact.changed","contact_id":"'
+    consent = {True: "true", False: "false"}
+    return [
+        # str(): asyncpg's UUID is not the standard library's.
+        ((contact := str(contact_id)).encode(),
+         f'{{"event_id":"{event_id}{middle}{contact}","email":{orjson.dumps(email).decode()},'
+         f'"marketing_opt_in":{consent[opted_in]},"deleted":false}}'.encode())
+        for event_id, (contact_id, email, opted_in) in zip(uuid_texts(len(contacts)), contacts, strict=True)
+    ]
 
 
 def decode(topic: str, key: bytes | None, value: bytes | None) -> Event:

@@ -25,6 +25,23 @@ def new_event_id() -> UUID:
     return UUID(int=(_random.getrandbits(128) & _V4_CLEAR) | _V4_SET)
 
 
+def uuid_texts(count: int, millis: int | None = None) -> list[str]:
+    """`count` UUIDs as text, from one draw of random bytes, for bulk writers that put ids
+    straight into text: version 4 (random), or with `millis` version 7 (RFC 9562: those
+    milliseconds since 1970, then 74 random bits; all alike in their first 48 bits)."""
+    text = _random.randbytes(16 * count).hex()
+    variant = _VARIANT
+    if millis is None:
+        return [f"{text[i:i + 8]}-{text[i + 8:i + 12]}-4{text[i + 13:i + 16]}-{variant[text[i + 16]]}"
+                f"{text[i + 17:i + 20]}-{text[i + 20:i + 32]}" for i in range(0, 32 * count, 32)]
+    head = f"{millis:012x}"
+    head = f"{head[:8]}-{head[8:]}-7"
+    return [f"{head}{text[i + 13:i + 16]}-{variant[text[i + 16]]}{text[i + 17:i + 20]}-{text[i + 20:i + 32]}"
+            for i in range(0, 32 * count, 32)]
+
+
+# The high bits of the fourth group are 10 (RFC 9562's variant); a random hex digit keeps its low two.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 _random = random.Random()
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _V4_SET = (0x4000 << 64) | (0x8000 << 48)

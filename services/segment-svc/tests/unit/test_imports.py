@@ -55,10 +55,11 @@ def test_lines_are_the_same_however_the_chunks_fall(cuts):
     assert rows_of("ndjson", chunks) == rows_of("ndjson", [body])
 
 
-def test_an_overlong_line_is_rejected_without_losing_its_neighbours():
+@pytest.mark.parametrize("chunk_size", [65536, 4 * MAX_LINE], ids=["streamed", "one chunk"])
+def test_an_overlong_line_is_rejected_without_losing_its_neighbours(chunk_size):
     huge = json.dumps({"email": "big@example.com", "first_name": "x" * MAX_LINE}).encode()
     body = ndjson({"email": "a@example.com"}, huge, {"email": "b@example.com"})
-    rows = rows_of("ndjson", [body[i:i + 65536] for i in range(0, len(body), 65536)])
+    rows = rows_of("ndjson", [body[i:i + chunk_size] for i in range(0, len(body), chunk_size)])
     assert [row.line for row in rows] == [1, 2, 3]
     assert isinstance(rows[1], Rejection) and "longer than" in rows[1].reason
     assert rows[2].contact.email == "b@example.com"

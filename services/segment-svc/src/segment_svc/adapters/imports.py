@@ -17,7 +17,7 @@ import asyncpg
 
 from contracts import topics
 from contracts.codec import contact_changed_values
-from segment_svc.contacts import new_contact_id
+from segment_svc.contacts import new_contact_ids
 from segment_svc.imports import ImportRow, Rejection
 from servicekit import outbox
 
@@ -133,7 +133,7 @@ class ContactImport:
         self.updated += len(updated)
 
     async def _tell_the_mailer(self, ids: list, emails: list[str], consents: list[bool]) -> None:
-        changes = contact_changed_values(zip(ids, emails, consents, strict=True), datetime.now(UTC))
+        changes = contact_changed_values(list(zip(ids, emails, consents, strict=True)), datetime.now(UTC))
         await outbox.add_bundle(self._connection, topics.CONTACT_CHANGED, outbox.bundle(changes))
 
     async def _reject(self, rejections: list[Rejection]) -> None:
@@ -162,17 +162,13 @@ class Prepared:
 
 
 def prepare(rows: list[ImportRow]) -> Prepared:
-    records = [_record(row) for row in rows]
-    news = contact_changed_values(((r[0], r[1], r[5]) for r in records), datetime.now(UTC))
+    """The rows as `contacts` columns (ids as text: COPY takes them so); consent not given
+    is false for a new contact (an existing one keeps its own: the update reads `given`)."""
+    contacts = [row.contact for row in rows]
+    records = [(contact_id, c.email, c.first_name, c.last_name, c.timezone, c.marketing_opt_in, c.attributes)
+               for contact_id, c in zip(new_contact_ids(len(rows)), contacts, strict=True)]
+    news = contact_changed_values([(r[0], r[1], r[5]) for r in records], datetime.now(UTC))
     return Prepared(rows, records, outbox.bundle(news))
-
-
-def _record(row: ImportRow) -> tuple:
-    """The row as `contacts` columns; consent not given is false for a new contact (an
-    existing one keeps its own: the update reads `given`)."""
-    contact = row.contact
-    return (new_contact_id(), contact.email, contact.first_name, contact.last_name, contact.timezone,
-            contact.marketing_opt_in, contact.attributes)
 
 
 class ContactImports:
