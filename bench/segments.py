@@ -28,7 +28,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import cpu_seconds_of, fresh_topics, message_count, report, running, servers, until  # noqa: E402
+from support import cpu_seconds_of, fresh_topics, machine_busy, message_count, report, running, servers, until  # noqa: E402
 
 from contracts import topics  # noqa: E402
 from servicekit.kafka import Topics  # noqa: E402
@@ -118,9 +118,10 @@ async def main(count: int) -> None:
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as http:
         await until(lambda: _healthy(http, base), "segment-svc healthy", 60)
         print("importing ...", flush=True)
-        import_cpu, import_db_cpu = service.cpu_seconds(), cpu_seconds_of("postgres")
+        import_cpu, import_db_cpu, (busy, stolen) = service.cpu_seconds(), cpu_seconds_of("postgres"), machine_busy()
         import_seconds, imported = await import_contacts(http, base, path)
         import_cpu, import_db_cpu = service.cpu_seconds() - import_cpu, cpu_seconds_of("postgres") - import_db_cpu
+        busy, stolen = (now - then for now, then in zip(machine_busy(), (busy, stolen), strict=True))
         assert imported["inserted"] == count and imported["rejected"] == 0, {k: imported[k] for k in list(imported)[:3]}
 
         print("relaying contact.changed ...", flush=True)
@@ -151,6 +152,8 @@ async def main(count: int) -> None:
         "import_seconds": round(import_seconds, 2), "imported_per_second": round(count / import_seconds),
         "import_service_cpu_share": round(import_cpu / import_seconds, 2),
         "import_postgres_cpu_share": round(import_db_cpu / import_seconds, 2),
+        "import_machine_cpu_share": round(busy / import_seconds, 2),
+        "import_stolen_cpu_share": round(stolen / import_seconds, 2),
         "contact_changed_relay_seconds": round(relay_seconds, 2),
         "contact_changed_per_second": round(count / relay_seconds),
         "previews": previews,

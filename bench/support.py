@@ -147,6 +147,13 @@ def cpu_seconds_of(command: str) -> float:
     return total
 
 
+def machine_busy() -> tuple[float, float]:
+    """Seconds the whole machine's cores have been busy, and stolen by the hypervisor."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections import deque
 from datetime import time
 from uuid import UUID
 
@@ -9,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contracts.steps import TimeOfDay
-from segment_svc.adapters.imports import ContactImport, ContactImports, prepare
+from segment_svc.adapters.imports import ContactImport, ContactImports, Prepared, prepare
 from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, SegmentRepository
 from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken, known_zone
 from segment_svc.imports import BadHeader, Batches, Reader
@@ -59,15 +60,21 @@ async def import_contacts(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_and_store(request: web.Request, job: ContactImport, reader: Reader, batches: Batches) -> None:
-    storing: asyncio.Task | None = None  # the batch being stored while the next one is read
+    # Batches prepared and waiting for the database, each stored after the one before:
+    # two may wait, so that the database, the slower side, always has the next at hand.
+    storing: deque[asyncio.Task] = deque()
+
+    async def store_after(before: asyncio.Task | None, ready: Prepared, rejections: list) -> None:
+        if before is not None:
+            await before
+        await job.store(ready, rejections)
 
     async def hand_over(batch) -> None:
-        nonlocal storing
         rows, rejections = batch
-        ready = prepare(rows)  # while the batch before is still being stored
-        if storing is not None:
-            await storing
-        storing = asyncio.create_task(job.store(ready, rejections))
+        ready = prepare(rows)
+        if len(storing) == _WAITING_BATCHES:
+            await storing.popleft()
+        storing.append(asyncio.create_task(store_after(storing[-1] if storing else None, ready, rejections)))
 
     try:
         async for chunk in request.content.iter_chunked(64 * 1024):
@@ -80,11 +87,15 @@ async def _read_and_store(request: web.Request, job: ContactImport, reader: Read
             if batch := batches.add(row):
                 await hand_over(batch)
         await hand_over(batches.take())
-        await storing
+        while storing:
+            await storing.popleft()
     finally:
-        if storing is not None and not storing.done():  # the connection is busy until it ends
-            storing.cancel()
-            await asyncio.gather(storing, return_exceptions=True)
+        for task in storing:  # the connection is busy until they end
+            task.cancel()
+        await asyncio.gather(*storing, return_exceptions=True)
+
+
+_WAITING_BATCHES = 2
 
 
 async def _report(request: web.Request, job: ContactImport) -> web.StreamResponse:

@@ -10,7 +10,7 @@ from contracts.codec import decode
 from contracts.events import ContactUpserted
 from segment_svc import handlers
 from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
-from segment_svc.contacts import ContactDraft
+from segment_svc.contacts import ContactDraft, ContactPatch
 from segment_svc.segments import SegmentDraft
 from servicekit.kafka import ConsumerLoop, Subscription, Topics
 from tests.support.events import activation
@@ -35,6 +35,11 @@ async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, k
             marketing_opt_in=i % 2 == 0, attributes={"plan": plan, "visits": i, "tags": ["a", '"quoted"']}))
         if plan == "pro":
             matching[contact.id] = contact
+    # Each recipient is stored as JSON text (migration 0005): written again on every change,
+    # and escaped whatever the text holds.
+    awkward = next(iter(matching))
+    matching[awkward] = await contacts.update(awkward, ContactPatch(
+        first_name='Zo\u00eb "Z" \\ \n\t\u0001', last_name=None, attributes={"plan": "pro", "visits": 99}))
     segments = SegmentRepository(pool)
     segment = await segments.add(SegmentDraft(name="pro", criteria={
         "operator": "AND", "conditions": [{"field": "attributes.plan", "op": "eq", "value": "pro"}]}))
@@ -51,8 +56,10 @@ async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, k
     assert set(recipients) == set(matching)
     for contact_id, recipient in recipients.items():
         contact = matching[contact_id]
-        assert (recipient.email, recipient.first_name, recipient.timezone, recipient.attributes) == (
-            contact.email, contact.first_name, contact.timezone, contact.attributes)
+        assert (recipient.email, recipient.first_name, recipient.last_name, recipient.timezone,
+                recipient.attributes) == (contact.email, contact.first_name, contact.last_name, contact.timezone,
+                                          contact.attributes)
+    assert recipients[awkward].attributes["visits"] == 99
 
     await handlers.evaluate_segment(run, segments, Evaluations(pool), publisher, batch_size=2)  # redelivered
     assert await message_count(kafka_bootstrap, topic) == 3
