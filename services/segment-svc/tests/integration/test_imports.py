@@ -160,3 +160,50 @@ async def _all_idle(pool) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
         " AND pid <> pg_backend_pid() AND state <> 'idle'"
     ) == 0
+
+
+async def test_a_file_that_meets_an_existing_contact_partway_keeps_the_batches_copied_before(client, pool):
+    await ContactRepository(pool).add(ContactDraft(email="old@example.com", first_name="Olga"))
+    await pool.execute("DELETE FROM outbox")
+    new = [{"email": f"n{i}@example.com", "marketing_opt_in": True} for i in range(7)]
+    # Batches of 3: two go the fast way (COPY); the third meets old@ and takes the careful way.
+    body = ndjson(*new[:6], {"email": "old@example.com", "last_name": "Ode"}, new[6])
+
+    status, report = await import_file(client, body)
+
+    assert status == 200 and (report["inserted"], report["updated"], report["rejected"]) == (7, 1, 0)
+    rows = await stored(pool)
+    assert set(rows) == {"old@example.com", *(row["email"] for row in new)}
+    assert (rows["old@example.com"]["first_name"], rows["old@example.com"]["last_name"]) == ("Olga", "Ode")
+    events = await told(pool)
+    assert sorted(event.email for event in events) == sorted(row["email"] for row in new)  # old@: consent unchanged
+    assert all(rows[event.email]["id"] == event.contact_id for event in events)
+
+
+async def test_a_contact_another_request_creates_during_the_import_is_reported_not_overwritten(client, pool):
+    await ContactRepository(pool).add(ContactDraft(email="old@example.com"))
+    other = await pool.acquire()
+    try:
+        racing = other.transaction()
+        await racing.start()
+        await other.execute("INSERT INTO contacts (id, email, first_name) VALUES (gen_random_uuid(), $1, 'Theirs')",
+                            "race@example.com")
+        # old@ first, so that the batch leaves the fast way at once, then waits on race@.
+        importing = asyncio.create_task(import_file(client, ndjson(
+            {"email": "old@example.com", "first_name": "Ours"}, {"email": "race@example.com", "first_name": "Ours"})))
+        await eventually(lambda: _waiting_for_a_lock(pool), "the import to wait for the other request's row")
+        await racing.commit()
+    finally:
+        await pool.release(other)
+
+    status, report = await importing
+    assert status == 200 and (report["inserted"], report["updated"], report["rejected"]) == (0, 1, 1), report
+    assert report["rejections"] == [{"line": 2, "reason": "created by another request during the import"}]
+    rows = await stored(pool)
+    assert (rows["old@example.com"]["first_name"], rows["race@example.com"]["first_name"]) == ("Ours", "Theirs")
+
+
+async def _waiting_for_a_lock(pool) -> bool:
+    return await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ) > 0

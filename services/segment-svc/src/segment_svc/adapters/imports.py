@@ -59,7 +59,7 @@ WHERE c.email = s.email AND before.id = c.id
 RETURNING c.id, c.email, c.marketing_opt_in, c.marketing_opt_in <> before.marketing_opt_in AS consent_changed
 """
 
-# One that conflicts now was created by someone else since the lock.
+# One that conflicts now was created by another request since the lock.
 _ADD_NEW = """
 INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)
 SELECT id, email, first_name, last_name, timezone, marketing_opt_in, attributes
@@ -68,9 +68,6 @@ ON CONFLICT (email) DO NOTHING
 RETURNING id, email, marketing_opt_in
 """
 
-_CREATED_MEANWHILE = """
-SELECT line FROM import_staging s JOIN contacts c USING (email) WHERE c.id <> s.id AND c.xmin <> pg_current_xact_id()::xid
-"""
 
 
 class ContactImport:
@@ -127,8 +124,9 @@ class ContactImport:
             await self._tell_the_mailer([r["id"] for r in told], [r["email"] for r in told],
                                         [r["marketing_opt_in"] for r in told])
         if len(updated) + len(added) < len(rows):
-            lines = [record["line"] for record in await connection.fetch(_CREATED_MEANWHILE)]
-            await self._reject([Rejection(line, "created by another request during the import") for line in lines])
+            done = {r["email"] for r in updated} | {r["email"] for r in added}
+            await self._reject([Rejection(row.line, "created by another request during the import")
+                                for row in rows if row.contact.email not in done])
         self.inserted += len(added)
         self.updated += len(updated)
 
