@@ -144,7 +144,8 @@ class Figures(BaseModel):
     sent: int = 0
     failed: int = 0
     skipped_no_consent: int = 0
-    deferred: int = Field(default=0, description="sends waiting for a retry")
+    deferred: int = Field(default=0, description="sends waiting for a retry (none once the campaign is completed: "
+                                                 "they count in `cancelled`)")
     opens: int = 0
     clicks: int = 0
     unsubscribes: int = 0
@@ -216,9 +217,14 @@ def counter_changes(changed, previous: dict[UUID, str]) -> dict[tuple[UUID, int]
 
 def campaign_stats(campaign_id: UUID, status: CampaignStatus, targeted: int | None, scheduled: int | None,
                    steps: list[StepStats]) -> CampaignStats:
+    cancelled = 0
+    if status is CampaignStatus.COMPLETED:
+        # Completing cancels every pending send (the scheduler's set_state), deferred ones
+        # waiting for their retry included: they will never be made.
+        steps = [step.model_copy(update={"deferred": 0}) for step in steps]
     totals = {name: sum(getattr(step, name) for step in steps) for name in COUNTERS}
-    terminal = totals["sent"] + totals["failed"] + totals["skipped_no_consent"]
-    cancelled = max(0, scheduled - terminal) if status is CampaignStatus.COMPLETED and scheduled else 0
+    if status is CampaignStatus.COMPLETED and scheduled:
+        cancelled = max(0, scheduled - totals["sent"] - totals["failed"] - totals["skipped_no_consent"])
     return CampaignStats(campaign_id=campaign_id, status=status, targeted=targeted, scheduled=scheduled,
                          cancelled=cancelled, steps=steps, **totals)
 
