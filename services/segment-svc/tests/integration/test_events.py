@@ -20,11 +20,6 @@ from tests.support.polling import eventually
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def pool(service_pool):
-    return await service_pool("segment", "segment_svc")
-
-
 async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, kafka_bootstrap, topic_prefix):
     contacts = ContactRepository(pool)
     matching = {}

@@ -92,7 +92,12 @@ class ContactRepository:
         return await self._pool.fetchval("SELECT id FROM contacts WHERE email = $1", email)
 
     async def page(self, after: tuple | None, limit: int) -> list[Contact]:
-        rows = await keyset_page(self._pool, f"SELECT {_CONTACT} FROM contacts WHERE true", after, limit)
+        """In id order, which is creation order (ids are time-ordered); the cursor's
+        creation time is not needed."""
+        rows = await self._pool.fetch(
+            f"SELECT {_CONTACT} FROM contacts WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+            after[1] if after else None, limit,
+        )
         return [_contact(row) for row in rows]
 
 
