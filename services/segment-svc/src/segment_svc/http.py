@@ -77,11 +77,12 @@ async def _read_and_store(request: web.Request, job: ContactImport, reader: Read
         storing.append(asyncio.create_task(store_after(storing[-1] if storing else None, ready, rejections)))
 
     try:
-        async for chunk in request.content.iter_chunked(64 * 1024):
+        async for chunk in request.content.iter_chunked(16 * 1024):
             for row in reader.feed(chunk):
                 if batch := batches.add(row):
                     await hand_over(batch)
-            # Parsing holds the loop; let the batch being stored feed the database between chunks.
+            # Parsing holds the loop: between small chunks it feeds the COPY under way,
+            # which the database would otherwise wait for.
             await asyncio.sleep(0)
         for row in reader.close():
             if batch := batches.add(row):
