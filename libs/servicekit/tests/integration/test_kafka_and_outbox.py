@@ -69,15 +69,7 @@ async def test_the_outbox_publishes_every_row_once_in_order(database_url, kafka_
                 async with connection.transaction():  # a rolled-back change leaves no event
                     await add(connection, scheduled(999, campaign))
                     await connection.execute("SELECT 1/0")
-        relay = OutboxRelay(pool, publisher, batch_size=20)
-        stop = asyncio.Event()
-        running = asyncio.create_task(relay.run(stop))
-        names = Topics(topic_prefix)
-        records = await read_all(kafka_bootstrap, names.physical(topics.CAMPAIGN_SCHEDULED), 50)
-        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"),
-                         "every outbox row is deleted once published")
-        stop.set()
-        await running
+        records = await relayed(pool, publisher, 20, kafka_bootstrap, topic_prefix, 50)
     finally:
         await pool.close()
     sends = [decode(topics.CAMPAIGN_SCHEDULED, r.key, r.value).sends for r in records]
@@ -96,13 +88,7 @@ async def test_a_bundle_publishes_its_messages_once_in_order_among_single_rows(
             await add(connection, *events[:5])
             await add_bundle(connection, topics.CAMPAIGN_SCHEDULED, bundle([(m.key, m.value) for m in encoded[5:25]]))
             await add(connection, *events[25:])
-        stop = asyncio.Event()
-        running = asyncio.create_task(OutboxRelay(pool, publisher, batch_size=3).run(stop))
-        records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.CAMPAIGN_SCHEDULED), 30)
-        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"),
-                         "every outbox row is deleted once published")
-        stop.set()
-        await running
+        records = await relayed(pool, publisher, 3, kafka_bootstrap, topic_prefix, 30)
     finally:
         await pool.close()
     assert [decode(topics.CAMPAIGN_SCHEDULED, r.key, r.value).sends for r in records] == list(range(30))
@@ -172,3 +158,17 @@ async def test_a_group_reads_again_from_the_start_when_asked_at_assignment(kafka
 
     assert await consume(from_start=False) == [0, 1, 2, 3, 4]
     assert await consume(from_start=True) == [0, 1, 2, 3, 4], "committed, yet read again from the start"
+
+
+async def relayed(pool, publisher, batch_size: int, kafka_bootstrap: str, topic_prefix: str, expected: int):
+    """Runs a relay until the outbox is empty; the campaign.scheduled records it published."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(OutboxRelay(pool, publisher, batch_size=batch_size).run(stop))
+    try:
+        records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.CAMPAIGN_SCHEDULED), expected)
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"),
+                         "every outbox row is deleted once published")
+    finally:
+        stop.set()
+        await running
+    return records
