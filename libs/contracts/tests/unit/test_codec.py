@@ -140,6 +140,20 @@ def test_event_ids_are_version_4_and_distinct():
     assert len(ids) == 10_000 and all(i.version == 4 and i.variant == "specified in RFC 4122" for i in ids)
 
 
+@pytest.mark.parametrize("millis", [None, 1_764_000_000_123])
+def test_uuid_texts_are_distinct_uuids_of_their_version(millis):
+    from uuid import UUID
+
+    from contracts.events import uuid_texts
+
+    ids = [UUID(text) for text in uuid_texts(10_000, millis)]
+    assert len(set(ids)) == 10_000 and all(i.variant == "specified in RFC 4122" for i in ids)
+    if millis is None:
+        assert all(i.version == 4 for i in ids)
+    else:  # RFC 9562: the milliseconds in the first 48 bits
+        assert all(i.version == 7 and i.int >> 80 == millis for i in ids)
+
+
 def test_send_ids_are_uuid5_of_run_contact_and_step():
     from uuid import uuid5
 

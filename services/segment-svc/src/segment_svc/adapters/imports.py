@@ -69,7 +69,6 @@ RETURNING id, email, marketing_opt_in
 """
 
 
-
 class ContactImport:
     """One import on one connection: `store` batches inside `transaction()`, then read the
     `rejections` back once it has committed."""
