@@ -10,7 +10,8 @@ file of contacts with varied attributes (seeded: the same file every run), then 
       on the topic (matched contacts per second, publication included).
 The contact.changed events of the import are relayed in between and timed too, so that
 they do not share the CPU with (b) and (c). The service's peak RSS is sampled throughout, and
-the CPU shares of the service, PostgreSQL and the Kafka broker (1.0 = one core of two).
+the CPU shares of the service, PostgreSQL and the Kafka broker (1.0 = one core of two), and
+during the import those of the whole machine and of what the hypervisor stole.
 Targets (issue 4): import >= 50,000 contacts/s, evaluation >= 200,000 matched/s, RSS < 300 MB.
 """
 
