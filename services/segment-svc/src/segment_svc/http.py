@@ -118,7 +118,7 @@ async def send_time_suggestion(request: web.Request) -> web.Response:
     """The segment's best time of day to send, with what it rests on (see send_time.py)."""
     query = SuggestionQuery.model_validate_query(request.query)
     segment = await request.app[SEGMENTS].get(query.segment_id)
-    evidence = await request.app[HISTORY].evidence(segment.criteria)
+    evidence = await request.app[HISTORY].evidence(segment.criteria, query.timezone)
     return json_response(suggest(evidence, query.default_time_of_day))
 
 

@@ -15,8 +15,10 @@ without history counts as s). The suggested time of day is the hour with the lar
 share of that profile summed over the week; the best weekday, the day with the largest.
 """
 
+import math
 from dataclasses import dataclass
-from datetime import time
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +28,14 @@ K_CONTACT = 10.0
 MIN_EVENTS = 30
 MIN_CONTACTS = 5
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def hours_from_utc(zone: str, now: datetime | None = None) -> int:
+    """Whole hours `zone` is ahead of UTC (now, or at `now`): how the history of contacts
+    without a timezone, counted in UTC, moves into the campaign's zone. A zone with half
+    hours rounds down."""
+    offset = (now or datetime.now(UTC)).astimezone(ZoneInfo(zone)).utcoffset()
+    return math.floor(offset.total_seconds() / 3600)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,21 @@ async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(s
     assert own[True] >= 0.8 * len(contacts), own
 
 
+async def test_contacts_without_a_timezone_are_read_in_the_campaigns(setting):
+    app, client = setting
+    contacts = [await app[CONTACTS].add(ContactDraft(email=f"nozone{i}@example.com", attributes={"group": "nozone"}))
+                for i in range(12)]
+    segment = await app[SEGMENTS].add(SegmentDraft(name="nozone", criteria={
+        "operator": "AND", "conditions": [{"field": "attributes.group", "op": "eq", "value": "nozone"}]}))
+    for contact in contacts:
+        for day in range(4):  # 14:00 UTC, as their engagement is counted
+            await engage(app, contact, MONDAY + timedelta(days=day, hours=14, minutes=10))
+
+    in_tokyo = await suggestion(client, str(segment.id), timezone="Asia/Tokyo")  # UTC+9 all year
+    assert (in_tokyo["fallback"], in_tokyo["start_time_of_day"]) == (False, "23:00")
+    assert (await suggestion(client, str(segment.id)))["start_time_of_day"] == "14:00"
+
+
 async def test_with_too_little_history_the_answer_is_the_documented_fallback(setting):
     app, client = setting
     segment_id, contacts = await segment_of(app, "new", 8)

@@ -19,7 +19,7 @@ from segment_svc.contacts import (
 )
 from segment_svc.criteria import Group, compile_criteria
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
-from segment_svc.send_time import HOURS, K_CONTACT, Evidence
+from segment_svc.send_time import HOURS, K_CONTACT, Evidence, hours_from_utc
 from servicekit import outbox
 from servicekit.database import keyset_page
 
@@ -190,7 +190,13 @@ class Evaluations:
         )
 
 
-_MEMBERS = "members AS (SELECT id FROM contacts WHERE {where})"
+_MEMBERS = "members AS (SELECT id, timezone IS NULL AS zoneless FROM contacts WHERE {where})"
+
+
+def _local_hour(zoneless: str, shift: str) -> str:
+    """engagement_hours.hour_of_week (`e`), moved by `shift` hours for a contact without a
+    timezone (counted in UTC)."""
+    return f"CASE WHEN {zoneless} THEN (e.hour_of_week + {shift} + {HOURS}) % {HOURS} ELSE e.hour_of_week END"
 
 _RECORD_ENGAGEMENT = """
 WITH first AS (INSERT INTO engagements_counted (send_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1),
@@ -211,17 +217,21 @@ class EngagementHistory:
     async def record(self, send_id: UUID, kind: str, contact_id: UUID, at: datetime) -> None:
         await self._pool.execute(_RECORD_ENGAGEMENT, send_id, kind, contact_id, at)
 
-    async def evidence(self, criteria: Group) -> Evidence:
+    async def evidence(self, criteria: Group, zone: str = "UTC") -> Evidence:
+        """The segment's history, and everyone's. Contacts without a timezone were
+        counted in UTC; they are read in `zone` (the campaign's, which they are sent in),
+        shifted by its offset from UTC now."""
         where, values = compile_criteria(criteria, datetime.now(UTC))
-        k = f"${len(values) + 1}::float8"
+        k, shift = f"${len(values) + 1}::float8", f"${len(values) + 2}::int"
         members = _MEMBERS.format(where=where)
+        offset = hours_from_utc(zone)
         async with self._pool.acquire() as connection:
             hours = await connection.fetch(
-                f"WITH {members}, history AS (SELECT e.hour_of_week, e.events,"
+                f"WITH {members}, history AS (SELECT {_local_hour('m.zoneless', shift)} AS hour_of_week, e.events,"
                 f"   sum(e.events) OVER (PARTITION BY e.contact_id) AS total"
                 f"   FROM engagement_hours e JOIN members m ON m.id = e.contact_id)"
                 f" SELECT hour_of_week, sum(events)::bigint AS events, sum(events / (total + {k})) AS share"
-                f" FROM history GROUP BY hour_of_week", *values, K_CONTACT,
+                f" FROM history GROUP BY hour_of_week", *values, K_CONTACT, offset,
             )
             summary = await connection.fetchrow(
                 f"WITH {members}, totals AS (SELECT sum(e.events) AS total FROM engagement_hours e"
@@ -231,6 +241,9 @@ class EngagementHistory:
             )
             everyone = await connection.fetch(
                 "SELECT hour_of_week, sum(events)::bigint AS events FROM engagement_hours GROUP BY hour_of_week"
+            ) if offset == 0 else await connection.fetch(  # joined to the contacts only when it moves anything
+                f"SELECT {_local_hour('c.timezone IS NULL', '$1::int')} AS hour_of_week, sum(e.events)::bigint AS events"
+                f" FROM engagement_hours e JOIN contacts c ON c.id = e.contact_id GROUP BY 1", offset,
             )
         segment_events, shares, global_events = [0] * HOURS, [0.0] * HOURS, [0] * HOURS
         for row in hours:
