@@ -66,7 +66,10 @@ async def main(sends: int, batch: int, emails: int) -> None:
     print(f"preparing {sends:,} sends: {sends // emails:,} recipients x {emails} emails,"
           f" in batches of {batch:,} recipients ...", flush=True)
     run, batches = events(sends, batch, emails)
-    async with running("scheduler", "scheduler.sends", admin_url, bootstrap, prefix) as (scheduler, publisher, db):
+    # No mailer answers here: the window of sends in flight is opened to the whole run, to
+    # time emission alone (bench/fairness.py measures the window with a mailer).
+    async with running("scheduler", "scheduler.sends", admin_url, bootstrap, prefix,
+                       DUE_WINDOW=str(sends)) as (scheduler, publisher, db):
         started, cpu = time.monotonic(), scheduler.cpu_seconds()
         await publisher.publish(run)
         await publisher.send_all(batches)

@@ -20,11 +20,13 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     SKIPPED_NO_CONSENT = "skipped_no_consent"
     DEFERRED = "deferred"
+    HELD = "held"  # its campaign was paused when its turn came: due again, same attempt, on resume
+    CANCELLED = "cancelled"  # its campaign was completed before it went out
 
     @property
     def is_terminal(self) -> bool:
-        """A terminal status ends the send; `deferred` comes back through the scheduler."""
-        return self is not DeliveryStatus.DEFERRED
+        """A terminal status ends the send; `deferred` and `held` come back through the scheduler."""
+        return self not in (DeliveryStatus.DEFERRED, DeliveryStatus.HELD)
 
 
 class EngagementKind(StrEnum):

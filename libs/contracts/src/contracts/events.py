@@ -99,9 +99,16 @@ class Recipient(BaseModel):
         default=None, ge=0, le=23,
         description="with optimize_send_time: the recipient's best hour of day, in their own zone (UTC without one)",
     )
+    # The contact's consent as evaluated, and the contact's change sequence then: the mailer
+    # takes the newer of this and its contact.changed cache (ContactChanged.change_seq).
+    marketing_opt_in: bool | None = None
+    change_seq: int | None = Field(default=None, ge=0)
 
     def template_fields(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"send_hour"})
+        return self.model_dump(mode="json", exclude=_NOT_TEMPLATE_FIELDS)
+
+
+_NOT_TEMPLATE_FIELDS = frozenset({"send_hour", "marketing_opt_in", "change_seq"})
 
 
 class CampaignActivated(Event):
@@ -120,6 +127,7 @@ class CampaignActivated(Event):
     optimize_send_time: bool = False  # each recipient at their best hour within 24 hours of start_at
     start_at: AwareDatetime  # step 1 in the campaign's timezone, UTC; now if that was past
     activated_at: AwareDatetime
+    status_seq: int | None = Field(default=None, ge=1, description="the campaign's status sequence at activation")
 
 
 class SegmentEvaluated(Event):
@@ -181,6 +189,9 @@ class CampaignStatusChanged(Event):
     run_id: UUID | None = None
     status: CampaignStatus
     previous: CampaignStatus
+    # Counts the campaign's status changes (the draft is 1): of two states of a campaign,
+    # the one with the higher sequence is the newer, whatever order they arrive in.
+    status_seq: int | None = Field(default=None, ge=1)
 
 
 class CampaignScheduled(Event):
@@ -220,6 +231,9 @@ class ContactChanged(Event):
     email: str | None = None
     marketing_opt_in: bool = False
     deleted: bool = False
+    # The contact's change sequence: 0 as created, higher after each change. Of two states
+    # of a contact (this, or a recipient of segment.evaluated), the higher is the newer.
+    change_seq: int | None = Field(default=None, ge=0)
 
 
 class EmailEngagement(Event):

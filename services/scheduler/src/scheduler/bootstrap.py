@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> web.Application:
         yield
 
     async def lag() -> dict:
-        return {"lag_seconds": round(await app[STORE].lag_seconds(), 3)}
+        return {"lag_seconds": round(await app[STORE].lag_seconds(), 3), "in_flight": await app[STORE].in_flight()}
 
     app.cleanup_ctx.append(store)
     app.add_routes([health_route(lag)])
@@ -52,13 +52,14 @@ def background(app: web.Application, settings: Settings):
                 topics.CAMPAIGN_ACTIVATED: on(handlers.record_activation),
                 topics.SEGMENT_EVALUATED: on(handlers.record_recipients),
                 topics.CAMPAIGN_STATUS: on(handlers.follow_campaign_status),
-                topics.EMAIL_STATUS: on(handlers.record_outcome),
             },
+            batch_handlers={topics.EMAIL_STATUS: on(handlers.record_outcomes)},
             # Batches of a run are independent (see SendStore.locked): store a few at once.
             concurrency={topics.SEGMENT_EVALUATED: settings.batch_concurrency},
         )
         loop = ConsumerLoop(settings.kafka_bootstrap_servers, Topics(settings.kafka_topic_prefix), subscription, publisher)
-        due = handlers.DueSends(store, publisher, settings.due_batch_size)
+        due = handlers.DueSends(store, publisher, settings.due_batch_size, settings.due_window,
+                                settings.answer_timeout_seconds)
         return [
             loop.run(stop),
             due.run(stop, settings.due_poll_seconds, settings.due_workers),

@@ -1,5 +1,6 @@
 """What the scheduler decides, without the database: which sends a recipient gets."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from uuid import UUID
@@ -90,3 +91,31 @@ class Planner:
             )
             for planned in self._plan(zone, recipient.send_hour)
         ]
+
+
+def share_window(window: int, batch: int, runs: Mapping[UUID, tuple[int, int]]) -> dict[UUID, int]:
+    """How many due sends each run may emit now, from each run's (in flight, due).
+
+    At most `window` sends are in flight (emitted, not yet answered) and at most `batch`
+    are emitted in one pass. The room is filled from the bottom: the run with the fewest
+    in flight gets the next send, so a small campaign started during a large one takes
+    its share at once instead of queueing behind it."""
+    room = min(batch, window - sum(in_flight for in_flight, _ in runs.values()))
+    quotas = dict.fromkeys(runs, 0)
+    waiting = sorted(run for run, (_, due) in runs.items() if due > 0)
+    level = {run: runs[run][0] for run in waiting}
+    while room > 0 and waiting:
+        lowest = min(level[run] for run in waiting)
+        at_lowest = [run for run in waiting if level[run] == lowest]
+        above = [level[run] for run in waiting if level[run] > lowest]
+        step = max(1, min((min(above) - lowest) if above else room, room // len(at_lowest)))
+        for run in at_lowest:
+            add = min(step, room, runs[run][1] - quotas[run])
+            quotas[run] += add
+            level[run] += add
+            room -= add
+            if quotas[run] == runs[run][1]:
+                waiting.remove(run)
+            if room == 0:
+                break
+    return {run: quota for run, quota in quotas.items() if quota}

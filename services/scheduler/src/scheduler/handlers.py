@@ -15,7 +15,7 @@ from contracts.events import (
     SegmentEvaluated,
 )
 from scheduler.adapters.postgres import SendStore
-from scheduler.domain import Run
+from scheduler.domain import Run, share_window
 from servicekit import outbox
 from servicekit.kafka import EventPublisher, correlation_id
 
@@ -26,6 +26,8 @@ async def record_activation(event: CampaignActivated, store: SendStore) -> None:
     run = Run.from_event(event)
     async with store.locked(run.run_id, exclusive=True) as connection:
         await store.save_run(connection, run)
+        # Active as of the activation, unless a newer status (a pause) came first.
+        await store.follow(connection, run.campaign_id, "active", event.status_seq, unversioned_wins=False)
         planned = await store.plan_waiting(connection, run)
         if await _announce_when_complete(connection, store, run, planned) or planned:
             await store.refresh_statistics(connection)
@@ -71,37 +73,77 @@ _STATES = {
 async def follow_campaign_status(event: CampaignStatusChanged, store: SendStore) -> None:
     state = _STATES.get(event.status)
     if state is not None:
-        cancelled = await store.set_state(event.campaign_id, state)
-        log.info("campaign_state_followed", state=state, cancelled=cancelled)
+        cancelled = await store.set_state(event.campaign_id, state, event.status_seq)
+        if cancelled is None:
+            log.info("older_campaign_state_ignored", state=state, status_seq=event.status_seq)
+        else:
+            log.info("campaign_state_followed", state=state, status_seq=event.status_seq, cancelled=cancelled)
 
 
-async def record_outcome(event: EmailStatus, store: SendStore) -> None:
-    if event.status is DeliveryStatus.DEFERRED and event.retry_at is not None:
-        await store.retry(event.send_id, event.attempt, event.retry_at)
-    elif event.status.is_terminal:
-        await store.finish(event.send_id)
+async def record_outcomes(events: list[EmailStatus], store: SendStore) -> None:
+    """A batch of the mailer's answers, applied together."""
+    retries, held, finished = [], [], []
+    for event in events:
+        if event.status is DeliveryStatus.DEFERRED and event.retry_at is not None:
+            retries.append((event.send_id, event.attempt, event.retry_at))
+        elif event.status is DeliveryStatus.HELD:
+            held.append((event.send_id, event.attempt))
+        elif event.status.is_terminal:
+            finished.append(event.send_id)
+    await store.apply_outcomes(_latest(retries), _latest(held), finished)
+
+
+def _latest(answers: list[tuple]) -> list[tuple]:
+    """One answer per send (the same send twice in one statement is refused), its highest attempt."""
+    return list({answer[0]: answer for answer in sorted(answers, key=lambda answer: answer[1])}.values())
 
 
 class DueSends:
-    """Claims due sends in batches, publishes them as send.due and marks them emitted,
-    all in one transaction: a failed publish leaves them pending for the next pass."""
+    """Emits due sends as send.due, keeping at most `window` of them in flight (emitted,
+    not yet answered) and sharing that window between the running campaigns.
 
-    def __init__(self, store: SendStore, publisher: EventPublisher, batch_size: int) -> None:
+    Sends are marked `emitted` and committed before they are published, so no answer can
+    arrive before its send is known to be in flight. A send whose publish failed is
+    released; one whose answer is overdue (a crash between commit and publish, a lost
+    answer) is emitted again: every send is answered, or still pending."""
+
+    def __init__(self, store: SendStore, publisher: EventPublisher, batch_size: int, window: int = 1_000_000,
+                 answer_timeout_seconds: float = 60.0) -> None:
         self._store = store
         self._publisher = publisher
         self._batch_size = batch_size
+        self._window = window
+        self._answer_timeout = answer_timeout_seconds
         self._contents: dict[tuple[UUID, int], str] = {}  # a run's steps never change
         self._contents_kept = 1024  # steps of so many runs: enough for all that are sending
 
     async def emit(self) -> int:
-        async with self._store.pool.acquire() as connection, connection.transaction():
-            rows = await self._store.claim_due(connection, self._batch_size)
-            if not rows:
-                return 0
+        async with self._store.pool.acquire() as connection:
+            async with connection.transaction():
+                # One claimer at a time, across instances, so that two cannot both fill the window.
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext('scheduler.due-window'))")
+                demand = await self._store.due_demand(connection, self._batch_size)
+                quotas = share_window(self._window, self._batch_size, demand)
+                rows = await self._store.claim(connection, quotas) if quotas else []
+            if rows:
+                await self._publish(connection, rows)
+        return len(rows)
+
+    async def emit_overdue(self) -> int:
+        rows = await self._store.overdue(self._answer_timeout, self._batch_size)
+        if rows:
+            log.warning("answers_overdue_emitted_again", sends=len(rows))
+            async with self._store.pool.acquire() as connection:
+                await self._publish(connection, rows)
+        return len(rows)
+
+    async def _publish(self, connection, rows) -> None:
+        try:
             messages = [await self._message(connection, row) for row in rows]
             await self._publisher.send_all(messages)
-            await self._store.mark_emitted(connection, [row["send_id"] for row in rows])
-        return len(rows)
+        except BaseException:
+            await asyncio.shield(self._store.release([row["send_id"] for row in rows]))
+            raise
 
     async def _message(self, connection, row) -> Message:
         key = (row["run_id"], row["step_index"])
@@ -119,18 +161,30 @@ class DueSends:
         )
 
     async def run(self, stop: asyncio.Event, poll_seconds: float, workers: int = 1) -> None:
-        """`workers` emitters side by side: one publishes while another queries."""
-        await asyncio.gather(*(self._work(stop, poll_seconds) for _ in range(workers)))
+        """`workers` emitters side by side: one publishes while another claims."""
+        await asyncio.gather(self._overdue(stop), *(self._work(stop, poll_seconds) for _ in range(workers)))
 
     async def _work(self, stop: asyncio.Event, poll_seconds: float) -> None:
         while not stop.is_set():
             try:
                 emitted = await self.emit()
-            except Exception as error:  # Kafka or Postgres away: the rows stay pending
+            except Exception as error:  # Kafka or Postgres away: the rows stay (or are again) pending
                 log.warning("emit_failed", error=repr(error))
                 emitted = 0
             if emitted < self._batch_size:
-                try:
-                    await asyncio.wait_for(stop.wait(), poll_seconds)
-                except TimeoutError:
-                    pass
+                await _pause(stop, poll_seconds)
+
+    async def _overdue(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _pause(stop, max(0.5, self._answer_timeout / 4))
+            try:
+                await self.emit_overdue()
+            except Exception as error:
+                log.warning("emit_overdue_failed", error=repr(error))
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -14,6 +14,10 @@ _RUN = (
     "run_id, campaign_id, steps, start_date, start_time_of_day, timezone,"
     " send_in_recipient_timezone, activated_at"
 )
+# What send.due needs of an emitted send.
+_EMITTED = (
+    "s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at, s.attempt, r.recipient AS recipient_json"
+)
 
 
 class SendStore:
@@ -108,13 +112,28 @@ class SendStore:
         # Every recipient gets one send per email of the flow, or none when already there.
         return sends // emails, sends
 
-    async def set_state(self, campaign_id: UUID, state: str) -> int:
-        """Pauses, resumes or completes the campaign's runs; completing cancels what is
-        still pending and returns how many sends that cancelled."""
+    async def follow(self, connection: asyncpg.Connection, campaign_id: UUID, state: str,
+                     status_seq: int | None, unversioned_wins: bool = True) -> bool:
+        """Records the campaign's state unless a newer one (a higher status sequence) is
+        known, or it is completed. A state without a sequence (from before sequences) wins
+        when `unversioned_wins`, and is otherwise only the first known. True when it took."""
+        return bool(await connection.fetchval(
+            "INSERT INTO campaign_states (campaign_id, state, status_seq) VALUES ($1, $2, COALESCE($3, 0))"
+            " ON CONFLICT (campaign_id) DO UPDATE SET state = EXCLUDED.state,"
+            "   status_seq = GREATEST(campaign_states.status_seq, EXCLUDED.status_seq)"
+            " WHERE campaign_states.state <> 'completed'"
+            "   AND (campaign_states.status_seq < $3 OR ($3::bigint IS NULL AND $4))"
+            " RETURNING true",
+            campaign_id, state, status_seq, unversioned_wins,
+        ))
+
+    async def set_state(self, campaign_id: UUID, state: str, status_seq: int | None) -> int | None:
+        """Pauses, resumes or completes the campaign, unless a newer state is known (None
+        then); completing cancels what is still pending and returns how many sends that
+        cancelled. Sends in flight come back from the mailer: held, cancelled or sent."""
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                "UPDATE runs SET state = $2 WHERE campaign_id = $1 AND state <> 'completed'", campaign_id, state
-            )
+            if not await self.follow(connection, campaign_id, state, status_seq):
+                return None
             if state != "completed":
                 return 0
             status = await connection.execute(
@@ -122,41 +141,90 @@ class SendStore:
             )
             return int(status.split()[-1])
 
-    async def retry(self, send_id: UUID, attempt: int, retry_at: datetime) -> None:
-        """The same send due again; once only, however often the deferral is redelivered."""
-        await self.pool.execute(
-            "UPDATE sends SET state = 'pending', due_at = $3, attempt = $2 + 1"
-            " WHERE send_id = $1 AND attempt = $2 AND state = 'emitted'",
-            send_id, attempt, retry_at,
+    async def apply_outcomes(self, retries: list[tuple[UUID, int, datetime]], held: list[tuple[UUID, int]],
+                             finished: list[UUID]) -> None:
+        """What the mailer answered, in one transaction. A deferred send is due again at
+        its retry time with the next attempt, a held one (its campaign was paused) at the
+        same attempt; both once only, however often the answer is redelivered. A send that
+        went out or was given up is done, also when its emission had been undone."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            if retries:
+                await connection.execute(
+                    "UPDATE sends SET state = 'pending', due_at = o.retry_at, attempt = o.attempt + 1"
+                    " FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS o(send_id, attempt, retry_at)"
+                    " WHERE sends.send_id = o.send_id AND sends.attempt = o.attempt AND sends.state = 'emitted'",
+                    *zip(*retries, strict=True),
+                )
+            if held:
+                await connection.execute(
+                    "UPDATE sends SET state = 'pending'"
+                    " FROM unnest($1::uuid[], $2::int[]) AS o(send_id, attempt)"
+                    " WHERE sends.send_id = o.send_id AND sends.attempt = o.attempt AND sends.state = 'emitted'",
+                    *zip(*held, strict=True),
+                )
+            if finished:
+                await connection.execute(
+                    "UPDATE sends SET state = 'done' WHERE send_id = ANY($1::uuid[]) AND state IN ('pending', 'emitted')",
+                    finished,
+                )
+
+    async def due_demand(self, connection: asyncpg.Connection, most: int) -> dict[UUID, tuple[int, int]]:
+        """Per run of an active campaign: (sends in flight, sends due but not emitted, at most `most`)."""
+        rows = await connection.fetch(
+            "SELECT ru.run_id,"
+            " (SELECT count(*) FROM sends e WHERE e.run_id = ru.run_id AND e.state = 'emitted') AS in_flight,"
+            " (SELECT count(*) FROM (SELECT 1 FROM sends p WHERE p.run_id = ru.run_id AND p.state = 'pending'"
+            "   AND p.due_at <= now() LIMIT $1) d) AS due"
+            " FROM campaign_states cs JOIN runs ru ON ru.campaign_id = cs.campaign_id WHERE cs.state = 'active'",
+            most,
         )
+        return {row["run_id"]: (row["in_flight"], row["due"]) for row in rows}
 
-    async def finish(self, send_id: UUID) -> None:
-        await self.pool.execute("UPDATE sends SET state = 'done' WHERE send_id = $1 AND state = 'emitted'", send_id)
-
-    async def claim_due(self, connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-        """Locks up to `limit` due sends of active runs; other instances skip them."""
+    async def claim(self, connection: asyncpg.Connection, quotas: dict[UUID, int]) -> list[asyncpg.Record]:
+        """Marks up to its quota of each run's due sends `emitted`, earliest first, and
+        returns them with their recipients; other instances skip the locked rows."""
         return await connection.fetch(
-            "SELECT s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at, s.attempt,"
-            " r.recipient AS recipient_json"
-            " FROM sends s"
-            " JOIN runs ru ON ru.run_id = s.run_id AND ru.state = 'active'"
-            " JOIN run_recipients r ON r.run_id = s.run_id AND r.contact_id = s.contact_id"
-            " WHERE s.state = 'pending' AND s.due_at <= now()"
-            " ORDER BY s.due_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
-            limit,
+            "UPDATE sends s SET state = 'emitted', emitted_at = now()"
+            " FROM unnest($1::uuid[], $2::int[]) AS q(run_id, quota)"
+            " CROSS JOIN LATERAL (SELECT p.send_id FROM sends p WHERE p.run_id = q.run_id AND p.state = 'pending'"
+            "   AND p.due_at <= now() ORDER BY p.due_at LIMIT q.quota FOR UPDATE SKIP LOCKED) picked,"
+            " run_recipients r"
+            " WHERE s.send_id = picked.send_id AND r.run_id = s.run_id AND r.contact_id = s.contact_id"
+            f" RETURNING {_EMITTED}",
+            list(quotas), list(quotas.values()),
         )
 
-    async def mark_emitted(self, connection: asyncpg.Connection, send_ids: list[UUID]) -> None:
-        await connection.execute(
-            "UPDATE sends SET state = 'emitted', emitted_at = now() WHERE send_id = ANY($1::uuid[])", send_ids
+    async def overdue(self, timeout_seconds: float, limit: int) -> list[asyncpg.Record]:
+        """Sends emitted longer ago than the timeout with no outcome yet: their send.due
+        may be lost (a crash between marking and publishing), so they are emitted again.
+        The mailer's ledger makes a second send.due of a send harmless."""
+        return await self.pool.fetch(
+            "UPDATE sends s SET emitted_at = now()"
+            " FROM (SELECT send_id FROM sends WHERE state = 'emitted'"
+            "   AND emitted_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED) late,"
+            " run_recipients r"
+            " WHERE s.send_id = late.send_id AND r.run_id = s.run_id AND r.contact_id = s.contact_id"
+            f" RETURNING {_EMITTED}",
+            timeout_seconds, limit,
         )
+
+    async def release(self, send_ids: list[UUID]) -> None:
+        """Sends whose send.due could not be published: pending again."""
+        await self.pool.execute(
+            "UPDATE sends SET state = 'pending' WHERE send_id = ANY($1::uuid[]) AND state = 'emitted'", send_ids
+        )
+
+    async def in_flight(self) -> int:
+        return await self.pool.fetchval("SELECT count(*) FROM sends WHERE state = 'emitted'")
 
     async def lag_seconds(self) -> float:
-        """How late the oldest due, unemitted send of an active run is."""
+        """How late the oldest due, unemitted send of an active campaign is (sends wait
+        for room in the window too: a large campaign's last sends are late by design)."""
         return await self.pool.fetchval(
-            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(s.due_at)), 0)::float8 FROM sends s"
-            " JOIN runs ru ON ru.run_id = s.run_id AND ru.state = 'active'"
-            " WHERE s.state = 'pending' AND s.due_at <= now()"
+            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(s.due_at)), 0)::float8"
+            " FROM campaign_states cs JOIN runs ru ON ru.campaign_id = cs.campaign_id"
+            " JOIN sends s ON s.run_id = ru.run_id AND s.state = 'pending' AND s.due_at <= now()"
+            " WHERE cs.state = 'active'"
         )
 
 
