@@ -88,20 +88,22 @@ def segment_evaluated_message(
 
 
 def contact_changed_values(
-    contacts: Sequence[tuple[UUID | str, str, bool]], occurred_at: datetime
+    contacts: Sequence[tuple[UUID | str, str, bool, int]], occurred_at: datetime
 ) -> list[tuple[bytes, bytes]]:
     """The key and value `encode(ContactChanged(...))` makes (not deleted) for each
-    (contact id, email, consent): contact imports tell the mailer of a million contacts
-    this way, so the JSON is written out by hand. A unit test holds the two to the same
-    decoded event."""
+    (contact id, email, consent, change sequence): contact imports tell the mailer of a
+    million contacts this way, so the JSON is written out by hand. A unit test holds the
+    two to the same decoded event."""
     middle = f'","version":1,"occurred_at":"{occurred_at.isoformat()}","event_type":"contact.changed","contact_id":"'
     consent = {True: "true", False: "false"}
     return [
-        # str(): asyncpg's UUID is not the standard library's.
+        # str(): asyncpg's UUID is not the standard library's. `:d` refuses a sequence
+        # that is not an integer (None, text) rather than write it into the JSON.
         ((contact := str(contact_id)).encode(),
          f'{{"event_id":"{event_id}{middle}{contact}","email":{orjson.dumps(email).decode()},'
-         f'"marketing_opt_in":{consent[opted_in]},"deleted":false}}'.encode())
-        for event_id, (contact_id, email, opted_in) in zip(uuid_texts(len(contacts)), contacts, strict=True)
+         f'"marketing_opt_in":{consent[opted_in]},"deleted":false,"change_seq":{change_seq:d}}}'.encode())
+        for event_id, (contact_id, email, opted_in, change_seq)
+        in zip(uuid_texts(len(contacts)), contacts, strict=True)
     ]
 
 

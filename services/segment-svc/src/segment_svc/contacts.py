@@ -113,8 +113,11 @@ class Contact(ContactDraft):
     created_at: datetime
     updated_at: datetime
 
-    def changed(self) -> ContactChanged:
-        return ContactChanged(contact_id=self.id, email=self.email, marketing_opt_in=self.marketing_opt_in)
+    def changed(self, change_seq: int) -> ContactChanged:
+        """What the mailer hears of this state of the contact; `change_seq` is the one the
+        database gave it (migration 0007), which is not part of the API's contact."""
+        return ContactChanged(contact_id=self.id, email=self.email, marketing_opt_in=self.marketing_opt_in,
+                              change_seq=change_seq)
 
 
 def matters_to_the_mailer(before: Contact, after: Contact) -> bool:

@@ -6,13 +6,12 @@ import json
 
 import pytest
 
-from contracts import topics
-from contracts.codec import decode
 from contracts.events import ContactChanged
 from segment_svc.adapters.postgres import _RECIPIENT, ContactRepository
 from segment_svc.contacts import ContactDraft
-from servicekit.outbox import unbundle
 from tests.support.polling import eventually
+
+from .mailer_feed import evaluated, told
 
 pytestmark = pytest.mark.integration
 
@@ -26,25 +25,16 @@ async def stored(pool) -> dict[str, dict]:
     return {row["email"]: dict(row) for row in rows}
 
 
-async def told(pool) -> list[ContactChanged]:
-    """The outbox's events, bundles opened."""
-    rows = await pool.fetch("SELECT topic, key, value, headers, messages FROM outbox ORDER BY id")
-    assert all(row["headers"][0] == ["event_type", topics.CONTACT_CHANGED] for row in rows)
-    messages = [(row["topic"], key, value) for row in rows
-                for key, value in (unbundle(row["messages"]) if row["messages"] else [(row["key"], row["value"])])]
-    events = [decode(topic, key, value) for topic, key, value in messages]
-    assert [key.decode() for _, key, _ in messages] == [str(event.contact_id) for event in events]
-    return events
-
-
 async def recipients_are_current(pool) -> None:
     """What an evaluation reads of each contact (its recipient JSON, a generated column)
     says what the contact now holds, whichever way the import wrote it."""
-    rows = await pool.fetch(f"SELECT {_RECIPIENT}, email, first_name, last_name, timezone, attributes FROM contacts")
+    rows = await pool.fetch(
+        f"SELECT {_RECIPIENT}, email, first_name, last_name, timezone, attributes, change_seq FROM contacts")
     for row in rows:
         assert json.loads(row["recipient"]) == {
             "contact_id": str(row["id"]), "email": row["email"], "first_name": row["first_name"],
-            "last_name": row["last_name"], "timezone": row["timezone"], "attributes": row["attributes"]}
+            "last_name": row["last_name"], "timezone": row["timezone"], "attributes": row["attributes"],
+            "marketing_opt_in": row["marketing_opt_in"], "change_seq": row["change_seq"]}
 
 
 async def import_file(client, body: bytes, kind: str = "application/x-ndjson"):
@@ -92,7 +82,7 @@ async def test_an_import_reports_every_row_and_stores_the_good_ones(client, pool
     assert set(events) == {"new@example.com", "quiet@example.com", "kept@example.com"}  # not `same`: unchanged
     assert events["kept@example.com"] == ContactChanged(
         event_id=events["kept@example.com"].event_id, occurred_at=events["kept@example.com"].occurred_at,
-        contact_id=kept.id, email="kept@example.com", marketing_opt_in=False)
+        contact_id=kept.id, email="kept@example.com", marketing_opt_in=False, change_seq=kept_now["change_seq"])
     assert events["new@example.com"].contact_id == new["id"] and events["new@example.com"].marketing_opt_in
 
 
@@ -170,6 +160,29 @@ async def test_a_file_that_meets_an_existing_contact_partway_keeps_the_batches_c
     events = await told(pool)
     assert sorted(event.email for event in events) == sorted(row["email"] for row in new)  # old@: consent unchanged
     assert all(rows[event.email]["id"] == event.contact_id for event in events)
+
+
+async def test_what_an_import_tells_the_mailer_carries_the_change_seq_an_evaluation_then_reads(
+        client, pool, publisher, kafka_bootstrap, topic_prefix):
+    old = await ContactRepository(pool).add(ContactDraft(email="old@example.com", marketing_opt_in=True))
+    await pool.execute("DELETE FROM outbox")
+    # Batches of 3: the first is COPYed; the second meets old@ and is upserted from staging
+    # (old@ updated, last@ inserted).
+    copied = [{"email": f"n{i}@example.com", "marketing_opt_in": i % 2 == 0} for i in range(3)]
+    status, report = await import_file(client, ndjson(
+        *copied, {"email": "old@example.com", "marketing_opt_in": False}, {"email": "last@example.com"}))
+    assert status == 200 and (report["inserted"], report["updated"]) == (4, 1), report
+
+    events = {event.contact_id: event for event in await told(pool)}
+    recipients = await evaluated(pool, publisher, kafka_bootstrap, topic_prefix)
+    assert set(events) == set(recipients)
+    for contact_id, recipient in recipients.items():
+        change = events[contact_id]
+        assert (change.email, change.marketing_opt_in, change.change_seq) == (
+            recipient.email, recipient.marketing_opt_in, recipient.change_seq)
+    assert recipients[old.id].marketing_opt_in is False and recipients[old.id].change_seq > 0  # it was 0
+    assert {r.email for r in recipients.values() if r.change_seq == 0} == {
+        *(row["email"] for row in copied), "last@example.com"}
 
 
 async def test_a_contact_another_request_creates_during_the_import_is_reported_not_overwritten(client, pool):

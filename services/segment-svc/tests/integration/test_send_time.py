@@ -157,5 +157,7 @@ async def test_with_optimize_send_time_most_recipients_carry_their_own_hour(sett
     records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED), 3)
     recipients = [r for record in records for r in decode(topics.SEGMENT_EVALUATED, record.key, record.value).recipients]
     assert len(recipients) == 60
+    # The hour is added to each recipient's stored JSON: what the JSON held stays.
+    assert all(r.marketing_opt_in is not None and r.change_seq is not None for r in recipients)
     own = Counter(r.send_hour == preferred[r.contact_id] for r in recipients)
     assert own[True] >= 0.8 * len(recipients), own

@@ -56,7 +56,8 @@ UPDATE contacts c SET
     updated_at = now()
 FROM import_staging s, contacts before
 WHERE c.email = s.email AND before.id = c.id
-RETURNING c.id, c.email, c.marketing_opt_in, c.marketing_opt_in <> before.marketing_opt_in AS consent_changed
+RETURNING c.id, c.email, c.marketing_opt_in, c.change_seq,
+          c.marketing_opt_in <> before.marketing_opt_in AS consent_changed
 """
 
 # One that conflicts now was created by another request since the lock.
@@ -65,7 +66,7 @@ INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_
 SELECT id, email, first_name, last_name, timezone, marketing_opt_in, attributes
 FROM import_staging
 ON CONFLICT (email) DO NOTHING
-RETURNING id, email, marketing_opt_in
+RETURNING id, email, marketing_opt_in, change_seq
 """
 
 
@@ -120,8 +121,7 @@ class ContactImport:
         added = await connection.fetch(_ADD_NEW) if len(updated) < len(rows) else []
         told = [r for r in updated if r["consent_changed"]] + added
         if told:
-            await self._tell_the_mailer([r["id"] for r in told], [r["email"] for r in told],
-                                        [r["marketing_opt_in"] for r in told])
+            await self._tell_the_mailer(told)
         if len(updated) + len(added) < len(rows):
             done = {r["email"] for r in updated} | {r["email"] for r in added}
             await self._reject([Rejection(row.line, "created by another request during the import")
@@ -129,8 +129,10 @@ class ContactImport:
         self.inserted += len(added)
         self.updated += len(updated)
 
-    async def _tell_the_mailer(self, ids: list, emails: list[str], consents: list[bool]) -> None:
-        changes = contact_changed_values(list(zip(ids, emails, consents, strict=True)), datetime.now(UTC))
+    async def _tell_the_mailer(self, written: list[asyncpg.Record]) -> None:
+        """Each contact as the statement left it, with the change sequence it was given."""
+        changes = contact_changed_values(
+            [(r["id"], r["email"], r["marketing_opt_in"], r["change_seq"]) for r in written], datetime.now(UTC))
         await outbox.add_bundle(self._connection, topics.CONTACT_CHANGED, outbox.bundle(changes))
 
     async def _reject(self, rejections: list[Rejection]) -> None:
@@ -160,11 +162,12 @@ class Prepared:
 
 def prepare(rows: list[ImportRow]) -> Prepared:
     """The rows as `contacts` columns (ids as text: COPY takes them so); consent not given
-    is false for a new contact (an existing one keeps its own: the update reads `given`)."""
+    is false for a new contact (an existing one keeps its own: the update reads `given`).
+    A new contact's change sequence is 0 (migration 0007): the bundle needs no database."""
     contacts = [row.contact for row in rows]
     records = [(contact_id, c.email, c.first_name, c.last_name, c.timezone, c.marketing_opt_in, c.attributes)
                for contact_id, c in zip(new_contact_ids(len(rows)), contacts, strict=True)]
-    news = contact_changed_values([(r[0], r[1], r[5]) for r in records], datetime.now(UTC))
+    news = contact_changed_values([(r[0], r[1], r[5], 0) for r in records], datetime.now(UTC))
     return Prepared(rows, records, outbox.bundle(news))
 
 

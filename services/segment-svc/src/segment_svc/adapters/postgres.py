@@ -24,13 +24,18 @@ from servicekit import outbox
 from servicekit.database import keyset_page
 
 _CONTACT = "id, email, first_name, last_name, timezone, marketing_opt_in, attributes, created_at, updated_at"
+# A write also returns the change sequence the database gave it (migration 0007), for its
+# contact.changed: the recipient JSON carries the same number.
+_WRITTEN = f"{_CONTACT}, change_seq"
 _SEGMENT = "id, name, criteria, created_at, updated_at"
 # What an evaluation reads: the recipient JSON each contact carries (migration 0005).
 _RECIPIENT = "recipient, marketing_opt_in, id"
 
 
 def _contact(row: asyncpg.Record) -> Contact:
-    return Contact.model_validate(dict(row))
+    fields = dict(row)
+    fields.pop("change_seq", None)  # the mailer's, not the API's
+    return Contact.model_validate(fields)
 
 
 class ContactRepository:
@@ -42,14 +47,14 @@ class ContactRepository:
             try:
                 row = await connection.fetchrow(
                     f"INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)"
-                    f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_CONTACT}",
+                    f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_WRITTEN}",
                     new_contact_id(), draft.email, draft.first_name, draft.last_name, draft.timezone,
                     draft.marketing_opt_in, draft.attributes,
                 )
             except asyncpg.UniqueViolationError:
                 raise EmailTaken(draft.email) from None
             contact = _contact(row)
-            await outbox.add(connection, contact.changed())
+            await outbox.add(connection, contact.changed(row["change_seq"]))
             return contact
 
     async def get(self, contact_id: UUID) -> Contact:
@@ -71,7 +76,7 @@ class ContactRepository:
                 row = await connection.fetchrow(
                     "UPDATE contacts SET email = $2, first_name = $3, last_name = $4, timezone = $5,"
                     " marketing_opt_in = $6, attributes = $7, updated_at = now()"
-                    f" WHERE id = $1 RETURNING {_CONTACT}",
+                    f" WHERE id = $1 RETURNING {_WRITTEN}",
                     contact_id, merged["email"], merged["first_name"], merged["last_name"],
                     merged["timezone"], merged["marketing_opt_in"], merged["attributes"],
                 )
@@ -79,7 +84,7 @@ class ContactRepository:
                 raise EmailTaken(merged["email"]) from None
             after = _contact(row)
             if matters_to_the_mailer(before, after):
-                await outbox.add(connection, after.changed())
+                await outbox.add(connection, after.changed(row["change_seq"]))
             return after
 
     async def delete(self, contact_id: UUID) -> None:
