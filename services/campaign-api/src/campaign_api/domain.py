@@ -146,6 +146,9 @@ class Figures(BaseModel):
     skipped_no_consent: int = 0
     deferred: int = Field(default=0, description="sends waiting for a retry (none once the campaign is completed: "
                                                  "they count in `cancelled`)")
+    held: int = Field(default=0, description="sends held back while the campaign is paused, due again on resume "
+                                             "(none once the campaign is completed: they count in `cancelled`)")
+    cancelled: int = Field(default=0, description="sends that will never be made: the campaign was completed first")
     opens: int = 0
     clicks: int = 0
     unsubscribes: int = 0
@@ -185,7 +188,9 @@ class CampaignStats(Figures):
     status: CampaignStatus
     targeted: int | None = Field(description="recipients the segment matched; null before scheduling")
     scheduled: int | None = Field(description="sends scheduled; null before scheduling")
-    cancelled: int = Field(description="sends a completed campaign will never make")
+    not_yet_sent: int | None = Field(
+        description="sends scheduled and not yet answered by the mailer (not yet due, or on their way); at any "
+                    "moment scheduled = sent + failed + skipped_no_consent + cancelled + deferred + held + not_yet_sent")
     steps: list[StepStats]
 
 
@@ -217,16 +222,24 @@ def counter_changes(changed, previous: dict[UUID, str]) -> dict[tuple[UUID, int]
 
 def campaign_stats(campaign_id: UUID, status: CampaignStatus, targeted: int | None, scheduled: int | None,
                    steps: list[StepStats]) -> CampaignStats:
-    cancelled = 0
     if status is CampaignStatus.COMPLETED:
-        # Completing cancels every pending send (the scheduler's set_state), deferred ones
-        # waiting for their retry included: they will never be made.
-        steps = [step.model_copy(update={"deferred": 0}) for step in steps]
+        # Completing cancels every send not yet made (the scheduler's pending ones, the
+        # mailer's held and deferred ones): each step's sends are its recipients'.
+        steps = [step.model_copy(update={
+            "deferred": 0, "held": 0,
+            "cancelled": max(0, targeted - step.sent - step.failed - step.skipped_no_consent) if targeted else 0,
+        }) for step in steps]
     totals = {name: sum(getattr(step, name) for step in steps) for name in COUNTERS}
-    if status is CampaignStatus.COMPLETED and scheduled:
-        cancelled = max(0, scheduled - totals["sent"] - totals["failed"] - totals["skipped_no_consent"])
+    if status is CampaignStatus.COMPLETED:
+        totals["cancelled"] = max(0, (scheduled or 0) - totals["sent"] - totals["failed"]
+                                  - totals["skipped_no_consent"])
+    not_yet_sent = None if scheduled is None else scheduled - sum(totals[name] for name in _OUTCOMES)
     return CampaignStats(campaign_id=campaign_id, status=status, targeted=targeted, scheduled=scheduled,
-                         cancelled=cancelled, steps=steps, **totals)
+                         not_yet_sent=not_yet_sent, steps=steps, **totals)
+
+
+# The counters that say where each scheduled send is: with not_yet_sent, they add up to scheduled.
+_OUTCOMES = ("sent", "failed", "skipped_no_consent", "cancelled", "deferred", "held")
 
 
 class PlannedSendView(BaseModel):

@@ -24,3 +24,22 @@ def test_a_completed_campaign_counts_its_deferred_sends_as_cancelled_not_twice()
 def test_before_scheduling_there_is_nothing_to_cancel():
     stats = campaign_stats(uuid4(), CampaignStatus.COMPLETED, None, None, [])
     assert (stats.sent, stats.cancelled, stats.open_rate) == (0, 0, None)
+
+
+def test_every_scheduled_send_is_somewhere_at_any_moment():
+    steps = [StepStats(step_index=0, sent=5, failed=1, skipped_no_consent=1, deferred=1, held=2, cancelled=0),
+             StepStats(step_index=2, sent=3, held=1)]
+    for status in (CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
+        stats = campaign_stats(uuid4(), status, 10, 20, steps)
+        parts = (stats.sent, stats.failed, stats.skipped_no_consent, stats.cancelled, stats.deferred, stats.held,
+                 stats.not_yet_sent)
+        assert sum(parts) == stats.scheduled == 20, (status, parts)
+    paused = campaign_stats(uuid4(), CampaignStatus.PAUSED, 10, 20, steps)
+    assert (paused.held, paused.not_yet_sent, paused.cancelled) == (3, 6, 0)
+    completed = campaign_stats(uuid4(), CampaignStatus.COMPLETED, 10, 20, steps)
+    assert (completed.held, completed.deferred, completed.not_yet_sent, completed.cancelled) == (0, 0, 0, 10)
+    assert [step.cancelled for step in completed.steps] == [3, 7]
+
+
+def test_before_scheduling_nothing_is_known_to_be_unsent():
+    assert campaign_stats(uuid4(), CampaignStatus.ACTIVE, None, None, []).not_yet_sent is None

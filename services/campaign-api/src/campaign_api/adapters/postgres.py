@@ -43,7 +43,9 @@ _COLUMNS = (
 
 
 def _campaign(row: asyncpg.Record) -> Campaign:
-    return Campaign.model_validate(dict(row))
+    fields = dict(row)
+    fields.pop("status_seq", None)  # the events' business, not the API's
+    return Campaign.model_validate(fields)
 
 
 def _draft_values(draft: CampaignDraft) -> tuple:
@@ -115,21 +117,23 @@ class CampaignRepository:
             campaign_id, previous, status,
         )
 
-    async def _set_status(self, connection, campaign: Campaign, target: CampaignStatus, **stamps) -> Campaign:
+    async def _set_status(self, connection, campaign: Campaign, target: CampaignStatus,
+                          **stamps) -> tuple[Campaign, int]:
+        """The change, its history and its campaign.status; returns the campaign and its
+        new status sequence."""
         sets = ", ".join(f"{name} = ${index}" for index, name in enumerate(stamps, start=3))
         row = await connection.fetchrow(
-            f"UPDATE campaigns SET status = $2, updated_at = now(){', ' + sets if sets else ''}"
-            f" WHERE id = $1 RETURNING {_COLUMNS}",
+            f"UPDATE campaigns SET status = $2, status_seq = status_seq + 1, updated_at = now()"
+            f"{', ' + sets if sets else ''} WHERE id = $1 RETURNING {_COLUMNS}, status_seq",
             campaign.id, target, *stamps.values(),
         )
         await self._history(connection, campaign.id, campaign.status, target)
         await outbox.add(
             connection,
-            CampaignStatusChanged(
-                campaign_id=campaign.id, run_id=row["run_id"], status=target, previous=campaign.status
-            ),
+            CampaignStatusChanged(campaign_id=campaign.id, run_id=row["run_id"], status=target,
+                                  previous=campaign.status, status_seq=row["status_seq"]),
         )
-        return _campaign(row)
+        return _campaign(row), row["status_seq"]
 
     async def activate(self, campaign_id: UUID, steps_of) -> Campaign:
         """draft -> active: snapshots the steps (`steps_of(campaign)`) into campaign.activated."""
@@ -140,6 +144,8 @@ class CampaignRepository:
             now = datetime.now(UTC)
             run_id = uuid4()
             await connection.execute("INSERT INTO runs (run_id, campaign_id) VALUES ($1, $2)", run_id, campaign.id)
+            active, status_seq = await self._set_status(connection, campaign, CampaignStatus.ACTIVE, run_id=run_id,
+                                                        activated_at=now)
             await outbox.add(
                 connection,
                 CampaignActivated(
@@ -147,10 +153,10 @@ class CampaignRepository:
                     start_date=campaign.start_date, start_time_of_day=campaign.start_time_of_day,
                     timezone=campaign.timezone, send_in_recipient_timezone=campaign.send_in_recipient_timezone,
                     optimize_send_time=campaign.optimize_send_time,
-                    start_at=campaign.plan(steps, now)[0].due_at, activated_at=now,
+                    start_at=campaign.plan(steps, now)[0].due_at, activated_at=now, status_seq=status_seq,
                 ),
             )
-            return await self._set_status(connection, campaign, CampaignStatus.ACTIVE, run_id=run_id, activated_at=now)
+            return active
 
     async def change_status(self, campaign_id: UUID, target: CampaignStatus) -> Campaign:
         """Pause, resume, or complete by hand."""
@@ -158,8 +164,8 @@ class CampaignRepository:
             campaign = await self._locked(connection, campaign_id)
             check_transition(campaign.status, target)
             if target is CampaignStatus.COMPLETED:
-                return await self._set_status(connection, campaign, target, completed_at=datetime.now(UTC))
-            updated = await self._set_status(connection, campaign, target)
+                return (await self._set_status(connection, campaign, target, completed_at=datetime.now(UTC)))[0]
+            updated, _ = await self._set_status(connection, campaign, target)
             if target is CampaignStatus.ACTIVE and campaign.run_id is not None:
                 # Every send may have finished while the campaign was paused.
                 await self._complete_if_done(connection, campaign.run_id)
@@ -197,7 +203,7 @@ class CampaignRepository:
                 " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::int[])"
                 " ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,"
                 "   updated_at = now()"
-                " WHERE send_outcomes.status = 'deferred' AND send_outcomes.attempt <= EXCLUDED.attempt"
+                " WHERE send_outcomes.status IN ('deferred', 'held') AND send_outcomes.attempt <= EXCLUDED.attempt"
                 " RETURNING send_id, run_id, campaign_id, step_index, status",
                 *zip(*[(e.send_id, e.run_id, e.campaign_id, e.step_index, e.status.value, e.attempt) for e in batch],
                      strict=True),
