@@ -7,8 +7,9 @@ from aiohttp import web
 
 from contracts import topics
 from mailer import handlers
-from mailer.adapters.postgres import ConsentCache, Ledger
+from mailer.adapters.postgres import CampaignStateStore, ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
+from mailer.campaigns import CampaignStates
 from mailer.domain import RetryPolicy
 from mailer.limits import SendingLimits
 from mailer.metrics import serve_metrics
@@ -47,19 +48,24 @@ def background(app: web.Application, settings: Settings):
     def tasks(stop: asyncio.Event):
         pool, publisher = app[resources.POOL], app[resources.PUBLISHER]
         consent = ConsentCache(pool)
+        states, campaigns = CampaignStateStore(pool), CampaignStates()
         delivery = handlers.Delivery(
             app[LEDGER], consent, app[SMTP],
             SendingLimits(settings.send_rate_per_second, settings.domain_rate_per_second, settings.domain_concurrency),
             RetryPolicy(settings.smtp_retry_initial_seconds, settings.smtp_retry_max_seconds,
                         settings.smtp_retry_lifetime_seconds),
             settings,
+            campaigns,
         )
 
         async def on_send_due(events):
             await handlers.deliver(events, delivery)
 
-        async def on_contact_changed(event):
-            await handlers.remember_consent(event, consent)
+        async def on_contact_changed(events):
+            await handlers.remember_consent(events, consent)
+
+        async def on_campaign(event):
+            await handlers.follow_campaign(event, states, campaigns)
 
         names = Topics(settings.kafka_topic_prefix)
         # Two groups: the consent cache reads contact.changed from its start (it is compacted)
@@ -67,11 +73,17 @@ def background(app: web.Application, settings: Settings):
         sends = Subscription("mailer", batch_handlers={topics.SEND_DUE: on_send_due})
         # An empty cache (a new or lost database) is rebuilt from the topic's start. A full one
         # is never replayed: an old opt-in read again could briefly undo an unsubscribe.
-        consents = Subscription("mailer-consent", {topics.CONTACT_CHANGED: on_contact_changed},
+        consents = Subscription("mailer-consent", batch_handlers={topics.CONTACT_CHANGED: on_contact_changed},
                                 from_start_if=consent.is_empty)
+        # A third group for the campaigns' states, so that a pause is heard at once, never
+        # behind a backlog of sends or of consent changes.
+        followed = Subscription("mailer-campaigns", {topics.CAMPAIGN_STATUS: on_campaign,
+                                                     topics.CAMPAIGN_ACTIVATED: on_campaign})
         return [
             ConsumerLoop(settings.kafka_bootstrap_servers, names, sends, publisher).run(stop),
             ConsumerLoop(settings.kafka_bootstrap_servers, names, consents, publisher).run(stop),
+            ConsumerLoop(settings.kafka_bootstrap_servers, names, followed, publisher).run(stop),
+            handlers.keep_campaign_states(states, campaigns, stop),
             OutboxRelay(pool, publisher).run(stop),
         ]
 

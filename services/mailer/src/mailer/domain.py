@@ -3,18 +3,55 @@
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from contracts.enums import DeliveryStatus
+from contracts.events import Recipient
 
 
 @dataclass(frozen=True)
 class Consent:
     marketing_opt_in: bool
     deleted: bool = False
+    change_seq: int | None = None  # the contact's change sequence it reflects; None: unknown, older than any
 
     @property
     def allows_marketing(self) -> bool:
         return self.marketing_opt_in and not self.deleted
+
+    @property
+    def _order(self) -> int:
+        return -1 if self.change_seq is None else self.change_seq
+
+
+DELETED_SEQ = 2**63 - 1  # a deleted contact's consent: nothing evaluated before the delete is newer
+
+
+def newer_consent(cached: Consent | None, recipient: Recipient) -> Consent | None:
+    """The newer of what contact.changed told the cache and what the recipient carried
+    from its evaluation; the cache wins a tie. None: neither knows the contact."""
+    if recipient.marketing_opt_in is None:
+        return cached
+    evaluated = Consent(recipient.marketing_opt_in, change_seq=recipient.change_seq)
+    if cached is None or evaluated._order > cached._order:
+        return evaluated
+    return cached
+
+
+class CampaignState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+def stopped_by(state: CampaignState) -> "Outcome | None":
+    """What becomes of a send whose campaign is in `state`: held while it is paused (due
+    again on resume), cancelled once it is completed; None: it may go."""
+    if state is CampaignState.PAUSED:
+        return Outcome(DeliveryStatus.HELD, smtp_message="campaign paused")
+    if state is CampaignState.COMPLETED:
+        return Outcome(DeliveryStatus.CANCELLED, smtp_message="campaign completed")
+    return None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from uuid import UUID
 
 import asyncpg
 
+from contracts.enums import DeliveryStatus
 from contracts.events import ContactChanged, EmailStatus, SendDue
-from mailer.domain import Consent, Outcome
+from mailer.domain import DELETED_SEQ, CampaignState, Consent, Outcome
 from servicekit import outbox
 
 
@@ -26,8 +27,9 @@ class Ledger:
 
     async def claim(self, sends: list[SendDue]) -> dict[UUID, Claim]:
         """Marks the sends `sending` and returns those that may be tried now. Not claimed:
-        a send already sent or given up, or whose attempt was made before (a redelivered
-        send.due). Rows are locked in send_id order, so two mailers cannot deadlock."""
+        a send already sent, given up or cancelled, or whose attempt was made before (a
+        redelivered send.due); a held send is tried again at the same attempt. Rows are
+        locked in send_id order, so two mailers cannot deadlock."""
         latest: dict[UUID, SendDue] = {}
         for send in sends:  # the same send twice in a batch: its latest attempt
             if send.send_id not in latest or latest[send.send_id].attempt < send.attempt:
@@ -46,6 +48,7 @@ class Ledger:
                 "   updated_at = now()"
                 "   WHERE ledger.status = 'sending'"
                 "      OR (ledger.status = 'deferred' AND ledger.attempt < EXCLUDED.attempt)"
+                "      OR (ledger.status = 'held' AND ledger.attempt <= EXCLUDED.attempt)"
                 " RETURNING send_id, first_attempt_at,"
                 "   (SELECT b.status FROM before b WHERE b.send_id = ledger.send_id) AS previous",
                 [s.send_id for s in ordered], [s.campaign_id for s in ordered], [s.run_id for s in ordered],
@@ -66,13 +69,35 @@ class Ledger:
             return
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(
-                "UPDATE ledger SET status = o.status, smtp_code = o.code, smtp_message = o.message, updated_at = now()"
-                " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS o(send_id, status, code, message)"
+                "UPDATE ledger SET status = o.status, smtp_code = o.code, smtp_message = o.message,"
+                " retry_at = o.retry_at, updated_at = now()"
+                " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[])"
+                "   AS o(send_id, status, code, message, retry_at)"
                 " WHERE ledger.send_id = o.send_id",
                 [send.send_id for send, _ in outcomes], [o.status.value for _, o in outcomes],
                 [o.smtp_code for _, o in outcomes], [o.smtp_message for _, o in outcomes],
+                [o.retry_at for _, o in outcomes],
             )
             await outbox.add(connection, *(_status(send, outcome) for send, outcome in outcomes))
+
+    async def answer_again(self, sends: list[SendDue]) -> int:
+        """For sends that came round again though the ledger has their answer (a send.due
+        emitted again, its answer overdue), that answer again: the scheduler learns of it
+        whatever became of the first. Returns how many."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT send_id, status, attempt, smtp_code, smtp_message, retry_at FROM ledger"
+                " WHERE send_id = ANY($1::uuid[]) AND status <> 'sending'",
+                [send.send_id for send in sends],
+            )
+            by_id = {send.send_id: send for send in sends}
+            answers = [
+                _status(by_id[row["send_id"]].model_copy(update={"attempt": row["attempt"]}),
+                        Outcome(DeliveryStatus(row["status"]), row["smtp_code"], row["smtp_message"], row["retry_at"]))
+                for row in rows
+            ]
+            await outbox.add(connection, *answers)
+            return len(answers)
 
     async def resent_after_crash(self) -> int:
         return await self._pool.fetchval("SELECT count(*) FROM resent_after_crash")
@@ -93,18 +118,62 @@ class ConsentCache:
     async def of(self, contact_ids: list[UUID]) -> dict[UUID, Consent]:
         """What is known of these contacts' consent; an unknown contact is absent."""
         rows = await self._pool.fetch(
-            "SELECT contact_id, marketing_opt_in, deleted FROM consent WHERE contact_id = ANY($1::uuid[])",
+            "SELECT contact_id, marketing_opt_in, deleted, change_seq FROM consent"
+            " WHERE contact_id = ANY($1::uuid[])",
             contact_ids,
         )
-        return {row["contact_id"]: Consent(row["marketing_opt_in"], row["deleted"]) for row in rows}
+        return {row["contact_id"]: Consent(row["marketing_opt_in"], row["deleted"], row["change_seq"]) for row in rows}
 
     async def is_empty(self) -> bool:
         return not await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM consent)")
 
-    async def remember(self, event: ContactChanged) -> None:
+    async def remember(self, events: list[ContactChanged]) -> None:
+        """A batch of contact.changed in one statement, the last of each contact; an older
+        change (a lower sequence) never replaces a newer one, and a delete is final."""
+        latest = {event.contact_id: event for event in events}
+        ordered = sorted(latest.values(), key=lambda event: event.contact_id)  # lock order: no deadlocks
         await self._pool.execute(
-            "INSERT INTO consent (contact_id, email, marketing_opt_in, deleted) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO consent (contact_id, email, marketing_opt_in, deleted, change_seq)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::bool[], $5::bigint[])"
             " ON CONFLICT (contact_id) DO UPDATE SET email = EXCLUDED.email,"
-            " marketing_opt_in = EXCLUDED.marketing_opt_in, deleted = EXCLUDED.deleted, updated_at = now()",
-            event.contact_id, event.email, event.marketing_opt_in and not event.deleted, event.deleted,
+            "   marketing_opt_in = EXCLUDED.marketing_opt_in, deleted = EXCLUDED.deleted,"
+            "   change_seq = EXCLUDED.change_seq, updated_at = now()"
+            " WHERE COALESCE(EXCLUDED.change_seq, 0) >= COALESCE(consent.change_seq, -1)",
+            [e.contact_id for e in ordered], [e.email for e in ordered],
+            [e.marketing_opt_in and not e.deleted for e in ordered], [e.deleted for e in ordered],
+            [DELETED_SEQ if e.deleted else e.change_seq for e in ordered],
         )
+
+
+class CampaignStateStore:
+    """The campaign states every mailer instance shares (see migrations/0002)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def follow(self, campaign_id: UUID, state: CampaignState, status_seq: int | None,
+                     unversioned_wins: bool = True) -> bool:
+        """Stores the state unless a newer one is known or the campaign is completed. A
+        state without a sequence (from before sequences) wins when `unversioned_wins`,
+        else is only the first known. True when it took."""
+        return bool(await self._pool.fetchval(
+            "INSERT INTO campaign_states (campaign_id, state, status_seq) VALUES ($1, $2, COALESCE($3, 0))"
+            " ON CONFLICT (campaign_id) DO UPDATE SET state = EXCLUDED.state,"
+            "   status_seq = GREATEST(campaign_states.status_seq, EXCLUDED.status_seq), updated_at = clock_timestamp()"
+            " WHERE campaign_states.state <> 'completed'"
+            "   AND (campaign_states.status_seq < $3 OR ($3::bigint IS NULL AND $4))"
+            " RETURNING true",
+            campaign_id, state.value, status_seq, unversioned_wins,
+        ))
+
+    async def changed_since(self, since: datetime | None) -> tuple[list[tuple[UUID, CampaignState, int]], datetime]:
+        """The states stored since `since` (all of them for None), and where to read from next.
+        Reads a few seconds back each time: a change whose transaction commits late, with an
+        earlier time, is not missed."""
+        rows = await self._pool.fetch(
+            "SELECT campaign_id, state, status_seq, clock_timestamp() AS now FROM campaign_states"
+            " WHERE $1::timestamptz IS NULL OR updated_at > $1::timestamptz - interval '5 seconds'",
+            since,
+        )
+        now = rows[0]["now"] if rows else await self._pool.fetchval("SELECT clock_timestamp()")
+        return [(row["campaign_id"], CampaignState(row["state"]), row["status_seq"]) for row in rows], now

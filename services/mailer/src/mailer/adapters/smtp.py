@@ -1,6 +1,8 @@
 """SMTP delivery through a small pool of persistent aiosmtplib connections."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiosmtplib
 import structlog
@@ -31,10 +33,35 @@ class SmtpPool:
             timeout=s.smtp_timeout_seconds,
         )
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator["SmtpConnection"]:
+        """A connection of the pool, for one transaction: whoever holds it may still decide
+        not to send (the campaign was paused while it waited for one)."""
+        client = await self._idle.get()
+        try:
+            yield SmtpConnection(client)
+        finally:
+            self._idle.put_nowait(client)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+
+
+
+class SmtpConnection:
+    def __init__(self, client: aiosmtplib.SMTP) -> None:
+        self._client = client
+
     async def send(self, message: bytes, sender: str, recipient: str, smtputf8: bool = False) -> tuple[int | None, str]:
         """The server's answer as (code, text); code None when no answer came (a
         connection that failed or timed out)."""
-        client = await self._idle.get()
+        client = self._client
         try:
             if not client.is_connected:
                 await client.connect()
@@ -50,15 +77,3 @@ class SmtpPool:
             log.warning("smtp_connection_failed", error=repr(error))
             client.close()
             return None, f"no answer: {error!r}"
-        finally:
-            self._idle.put_nowait(client)
-
-    async def close(self) -> None:
-        while not self._idle.empty():
-            client = self._idle.get_nowait()
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
-

@@ -1,0 +1,79 @@
+"""The ledger and the campaign states on the real PostgreSQL."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from contracts.enums import DeliveryStatus
+from contracts.events import ContactChanged, Recipient, SendDue
+from contracts.steps import EmailContent
+from mailer.adapters.postgres import CampaignStateStore, ConsentCache, Ledger
+from mailer.domain import CampaignState, Outcome
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(service_pool):
+    return await service_pool("mailer", "mailer")
+
+
+def send_due(attempt: int = 1) -> SendDue:
+    return SendDue(send_id=uuid4(), campaign_id=uuid4(), run_id=uuid4(), step_index=0, attempt=attempt,
+                   recipient=Recipient(contact_id=uuid4(), email="a@example.com"),
+                   content=EmailContent(subject="s", text="t"), due_at=datetime.now(UTC))
+
+
+async def answers(pool, send: SendDue) -> list[tuple[str, int, str | None]]:
+    rows = await pool.fetch("SELECT value FROM outbox WHERE topic = 'email.status' ORDER BY id")
+    found = [json.loads(row["value"]) for row in rows]
+    return [(a["status"], a["attempt"], a["retry_at"]) for a in found if a["send_id"] == str(send.send_id)]
+
+
+async def test_a_send_that_comes_round_again_is_answered_again_not_sent_again(pool):
+    ledger = Ledger(pool)
+    sent, deferred = send_due(), send_due()
+    assert set(await ledger.claim([sent, deferred])) == {sent.send_id, deferred.send_id}
+    retry_at = datetime.now(UTC) + timedelta(minutes=5)
+    await ledger.record([(sent, Outcome(DeliveryStatus.SENT, 250)),
+                         (deferred, Outcome(DeliveryStatus.DEFERRED, 451, "later", retry_at))])
+    assert await ledger.claim([sent, deferred]) == {}, "neither may be tried again at this attempt"
+    assert await ledger.answer_again([sent, deferred]) == 2
+    assert await answers(pool, sent) == [("sent", 1, None)] * 2
+    first, again = await answers(pool, deferred)
+    assert first == again and again[:2] == ("deferred", 1), "the same answer, with its retry time"
+    assert datetime.fromisoformat(again[2]) == retry_at
+
+
+async def test_a_held_send_is_tried_again_at_the_same_attempt(pool):
+    ledger, send = Ledger(pool), send_due()
+    await ledger.claim([send])
+    await ledger.record([(send, Outcome(DeliveryStatus.HELD))])
+    assert send.send_id in await ledger.claim([send]), "resumed: the same attempt goes"
+    await ledger.record([(send, Outcome(DeliveryStatus.CANCELLED))])
+    assert await ledger.claim([send]) == {}, "cancelled is final"
+
+
+async def test_an_older_consent_change_never_replaces_a_newer_one(pool):
+    cache, contact = ConsentCache(pool), uuid4()
+    await cache.remember([ContactChanged(contact_id=contact, marketing_opt_in=False, change_seq=5),
+                          ContactChanged(contact_id=uuid4(), marketing_opt_in=True, change_seq=0)])
+    await cache.remember([ContactChanged(contact_id=contact, marketing_opt_in=True, change_seq=3)])
+    assert (await cache.of([contact]))[contact].allows_marketing is False
+    await cache.remember([ContactChanged(contact_id=contact, deleted=True)])
+    await cache.remember([ContactChanged(contact_id=contact, marketing_opt_in=True, change_seq=9)])
+    assert (await cache.of([contact]))[contact].allows_marketing is False, "a delete is final"
+
+
+async def test_campaign_states_keep_the_newest_and_every_instance_reads_them(pool):
+    store, campaign = CampaignStateStore(pool), uuid4()
+    assert await store.follow(campaign, CampaignState.PAUSED, 3)
+    assert not await store.follow(campaign, CampaignState.ACTIVE, 2, unversioned_wins=False), "the late activation"
+    changed, since = await store.changed_since(None)
+    assert (campaign, CampaignState.PAUSED, 3) in changed
+    assert await store.follow(campaign, CampaignState.COMPLETED, 5)
+    changed, _ = await store.changed_since(since)
+    assert (campaign, CampaignState.COMPLETED, 5) in changed
+    assert not await store.follow(campaign, CampaignState.ACTIVE, None), "completed is final"
