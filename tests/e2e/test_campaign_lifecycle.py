@@ -49,6 +49,7 @@ async def test_twenty_concurrent_activations_make_one_activation(system):
 
     [activated] = await eventually(activations, "campaign.activated is published")
     assert str(activated.campaign_id) == campaign["id"]
+    assert activated.status_seq == 2, "the draft was the campaign's first status, the activation its second"
 
 
 async def test_every_allowed_and_forbidden_transition(system):
@@ -88,6 +89,7 @@ async def test_every_allowed_and_forbidden_transition(system):
 
     published = await eventually(all_published, "five campaign.status events")
     assert [(e.previous.value, e.status.value) for e in published] == list(zip(expected, expected[1:], strict=False))
+    assert [e.status_seq for e in published] == [2, 3, 4, 5, 6], "each change is newer than the one before"
 
 
 async def test_a_campaign_without_a_known_segment_is_not_created_and_a_missing_flow_is_a_warning(system):

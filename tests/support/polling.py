@@ -21,3 +21,16 @@ async def eventually(check: Callable[[], Awaitable[T] | T], what: str, timeout: 
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"within {timeout}s, never: {what} (last seen: {last!r})")
+
+
+async def never(check: Callable[[], Awaitable[T] | T], what: str, during: float, every: float = 0.1) -> None:
+    """Fails as soon as `check` returns something truthy within `during` seconds: for what
+    must not happen (mail of a paused campaign), watched for a bounded time."""
+    deadline = time.monotonic() + during
+    while time.monotonic() < deadline:
+        seen = check()
+        if inspect.isawaitable(seen):
+            seen = await seen
+        if seen:
+            raise AssertionError(f"within {during}s: {what} (seen: {seen!r})")
+        await asyncio.sleep(every)
