@@ -15,8 +15,6 @@ from contracts.events import (
     CampaignActivated,
     CampaignStatusChanged,
     EmailStatus,
-    Recipient,
-    SegmentEvaluated,
 )
 from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
 from scheduler.adapters.postgres import SendStore
@@ -28,6 +26,7 @@ from scheduler.handlers import (
     record_recipients,
 )
 from servicekit.kafka import Topics
+from tests.support.events import evaluated
 from tests.support.kafka import message_count, read_all
 from tests.support.polling import eventually
 from tests.support.ports import free_port
@@ -53,22 +52,11 @@ def activation(steps=(EMAIL,), start: datetime | None = None) -> CampaignActivat
     )
 
 
-def batches(run: CampaignActivated, count: int, size: int) -> list[SegmentEvaluated]:
-    return [
-        SegmentEvaluated(
-            run_id=run.run_id, campaign_id=run.campaign_id, batch_no=n, is_last=n == count - 1,
-            recipients=[Recipient(contact_id=uuid4(), email=f"r{n}-{i}@example.com") for i in range(size)],
-            total_matched=count * size if n == count - 1 else None,
-        )
-        for n in range(count)
-    ]
-
-
 async def scheduled_run(store: SendStore, recipients: int, start: datetime | None = None) -> CampaignActivated:
     """A run recorded with its recipients, one email each."""
     run = activation(start=start)
     await record_activation(run, store)
-    for batch in batches(run, 1, recipients):
+    for batch in evaluated(run, 1, recipients):
         await record_recipients(batch, store)
     return run
 
@@ -84,7 +72,7 @@ async def counts(store: SendStore, run: CampaignActivated) -> tuple[int, int]:
 
 async def test_redelivered_events_add_nothing_and_early_recipients_wait_for_their_run(store):
     run = activation(steps=[EMAIL, WaitStep(type="WAIT", config=WaitConfig(days=1)), EMAIL])
-    first, second = batches(run, 2, 50)
+    first, second = evaluated(run, 2, 50)
     await record_recipients(first, store)  # before campaign.activated: stored, not planned
     assert await counts(store, run) == (0, 0)
     await record_activation(run, store)
@@ -156,7 +144,7 @@ async def test_two_scheduler_processes_emit_each_send_exactly_once(
             assert health["lag_seconds"] == 0, "nothing is due yet, so nothing is late"
         run = activation(steps=[EMAIL, WaitStep(type="WAIT", config=WaitConfig(seconds=1)), EMAIL])
         await publisher.publish(run)
-        await publisher.publish_all(batches(run, 8, 250))  # 2,000 recipients, 4,000 sends
+        await publisher.publish_all(evaluated(run, 8, 250))  # 2,000 recipients, 4,000 sends
 
         async def all_emitted():
             return await store.pool.fetchval(
@@ -177,7 +165,7 @@ async def test_health_reports_how_late_the_oldest_due_send_is(store, publisher):
     minute_ago = datetime.now(UTC) - timedelta(minutes=1)
     run = activation(start=minute_ago).model_copy(update={"activated_at": minute_ago})
     await record_activation(run, store)
-    for batch in batches(run, 1, 3):
+    for batch in evaluated(run, 1, 3):
         await record_recipients(batch, store)
     assert 59 <= await store.lag_seconds() < 120
     await DueSends(store, publisher, 100).emit()
