@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from servicekit.health import HEALTH, serve_metrics
 from servicekit.validation import json_path, unstorable
 
 log = structlog.get_logger()
@@ -95,12 +96,21 @@ def problem_middleware(error_map: Mapping[type[Exception], Callable[[Exception],
     return middleware
 
 
-def health_route(check: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> web.RouteDef:
+def health_route(check: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> list[web.RouteDef]:
+    """/healthz (status ok or degraded, with what degrades it, and the service's `check`)
+    and /metrics."""
     async def healthz(request: web.Request) -> web.Response:
-        details = await check() if check else {}
-        return web.json_response({"status": "ok", **details})
+        details = {}
+        if check:
+            try:
+                details = await check()
+            except Exception as error:  # e.g. the database away: say so, do not fail the probe
+                HEALTH.degraded("health_check", repr(error))
+            else:
+                HEALTH.recovered("health_check")
+        return web.json_response({**HEALTH.report(), **details})
 
-    return web.get("/healthz", healthz)
+    return [web.get("/healthz", healthz), web.get("/metrics", serve_metrics)]
 
 
 def uuid_param(request: web.Request, name: str = "id") -> UUID:

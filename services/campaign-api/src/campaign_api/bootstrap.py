@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     for prefix in ("/api/contacts", "/api/segments", "/api/flows", "/api/send-time-suggestion"):
         app.router.add_route("*", prefix, proxy)
         app.router.add_route("*", prefix + "/{tail:.*}", proxy)
-    app.add_routes([health_route(), web.get("/api/openapi.json", gateway_openapi), *docs_page.routes()])
+    app.add_routes([*health_route(), web.get("/api/openapi.json", gateway_openapi), *docs_page.routes()])
     return app
 
 

@@ -21,5 +21,5 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(repositories)
     app.add_routes(routes)
-    app.add_routes([health_route()])
+    app.add_routes(health_route())
     return app

@@ -12,7 +12,6 @@ from mailer.adapters.smtp import SmtpPool
 from mailer.campaigns import CampaignStates
 from mailer.domain import RetryPolicy
 from mailer.limits import SendingLimits
-from mailer.metrics import serve_metrics
 from mailer.settings import Settings
 from servicekit import resources
 from servicekit.http import health_route, problem_middleware
@@ -40,7 +39,7 @@ def create_app(settings: Settings) -> web.Application:
         return {"resent_after_crash": await app[LEDGER].resent_after_crash()}
 
     app.cleanup_ctx.append(delivery)
-    app.add_routes([health_route(counts), web.get("/metrics", serve_metrics)])
+    app.add_routes(health_route(counts))
     return app
 
 

@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> web.Application:
         return {"lag_seconds": round(await app[STORE].lag_seconds(), 3), "in_flight": await app[STORE].in_flight()}
 
     app.cleanup_ctx.append(store)
-    app.add_routes([health_route(lag)])
+    app.add_routes(health_route(lag))
     return app
 
 

@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> web.Application:
     app[IMPORT_BATCH] = settings.import_batch_size
     app.cleanup_ctx.append(repositories)
     app.add_routes(routes)
-    app.add_routes([health_route()])
+    app.add_routes(health_route())
     return app
 
 
