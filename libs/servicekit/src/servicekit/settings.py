@@ -1,6 +1,6 @@
 """The settings every service shares; each service extends this model with its own."""
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,3 +13,26 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     db_pool_size: int = Field(default=10, ge=1)
+
+
+def check_replication(replication_factor: int, min_insync_replicas: int) -> None:
+    """A topic whose min.insync.replicas exceeds its replicas refuses every acks=all write."""
+    if min_insync_replicas > replication_factor:
+        raise ValueError(
+            f"KAFKA_MIN_INSYNC_REPLICAS ({min_insync_replicas}) cannot exceed KAFKA_REPLICATION_FACTOR "
+            f"({replication_factor}): no write with acks=all would ever succeed"
+        )
+
+
+class TopicSettings(CommonSettings):
+    """What `python -m servicekit.topics` creates topics with: one replica and one in-sync
+    replica by default (a single broker); on a cluster of three, e.g. 3 and 2, so that
+    acks=all survives the loss of one broker."""
+
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas_can_be_in_sync(self) -> "TopicSettings":
+        check_replication(self.kafka_replication_factor, self.kafka_min_insync_replicas)
+        return self

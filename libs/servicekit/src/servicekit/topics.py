@@ -1,28 +1,42 @@
 """Creates every topic of the contracts (and their DLQs): `python -m servicekit.topics`.
 
-Safe to run again: topics that exist are left as they are.
+Topics are made with `KAFKA_REPLICATION_FACTOR` replicas and `KAFKA_MIN_INSYNC_REPLICAS`
+(both 1 by default: one broker). Safe to run again: topics that exist are left as they are.
 """
 
 import asyncio
-import os
+import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import ValidationError
 
 from contracts.topics import ALL_TOPICS
 from servicekit.kafka import Topics
+from servicekit.settings import TopicSettings, check_replication
 
 TOPIC_ALREADY_EXISTS = 36
+INVALID_REPLICATION_FACTOR = 38
 
 
-async def ensure_topics(bootstrap_servers: str, prefix: str = "", timeout: float = 60.0) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str,
+    prefix: str = "",
+    timeout: float = 60.0,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> list[str]:
     """Creates the missing topics, waiting up to `timeout` for the broker; returns those made."""
+    check_replication(replication_factor, min_insync_replicas)
     names = Topics(prefix)
     new = [
         NewTopic(
             names.physical(spec.name),
             num_partitions=spec.partitions,
-            replication_factor=1,
-            topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            replication_factor=replication_factor,
+            topic_configs={
+                "min.insync.replicas": str(min_insync_replicas),
+                **({"cleanup.policy": "compact"} if spec.compacted else {}),
+            },
         )
         for spec in ALL_TOPICS
     ]
@@ -32,6 +46,11 @@ async def ensure_topics(bootstrap_servers: str, prefix: str = "", timeout: float
         response = await admin.create_topics(new)
         created = []
         for topic, code, *rest in response.topic_errors:
+            if code == INVALID_REPLICATION_FACTOR:
+                raise RuntimeError(
+                    f"cannot create topic {topic} with {replication_factor} replicas: the cluster has fewer "
+                    f"brokers (set KAFKA_REPLICATION_FACTOR to at most their number) {rest}"
+                )
             if code not in (0, TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"cannot create topic {topic}: error {code} {rest}")
             if code == 0:
@@ -50,11 +69,27 @@ async def _start(admin: AIOKafkaAdminClient) -> None:
             await asyncio.sleep(0.5)
 
 
-if __name__ == "__main__":
-    made = asyncio.run(
-        ensure_topics(
-            os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092"),
-            os.environ.get("KAFKA_TOPIC_PREFIX", ""),
+def main() -> None:
+    try:
+        settings = TopicSettings()
+    except ValidationError as error:
+        sys.exit(f"servicekit.topics: {error}")
+    try:
+        made = asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap_servers,
+                settings.kafka_topic_prefix,
+                replication_factor=settings.kafka_replication_factor,
+                min_insync_replicas=settings.kafka_min_insync_replicas,
+            )
         )
+    except RuntimeError as error:
+        sys.exit(f"servicekit.topics: {error}")
+    print(
+        f"topics ready ({len(made)} created, replication factor {settings.kafka_replication_factor}, "
+        f"min.insync.replicas {settings.kafka_min_insync_replicas})"
     )
-    print(f"topics ready ({len(made)} created)")
+
+
+if __name__ == "__main__":
+    main()
