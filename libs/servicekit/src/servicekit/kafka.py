@@ -2,24 +2,36 @@
 
 The loop: `getmany` with a timeout; each partition's messages handled in order (the
 partitions of one batch concurrently); offsets committed per partition only after the
-handler returned, i.e. after its work is durable; a message that cannot be decoded, or
-whose handler keeps failing, goes to `<topic>.dlq` with the error in its headers, and the
-loop moves on. A rebalance waits for the batch in flight to finish and commit.
+handler returned, i.e. after its work is durable. One failure policy:
+
+- a message that cannot be decoded (its value or its headers), fails validation, or is
+  rejected by the domain (`Rejected`) goes to `<topic>.dlq` at once, with the error in
+  its headers, and the loop moves on (`python -m servicekit.dlq` replays dead letters);
+- any other failure is the infrastructure's (database, broker, network, timeout): the
+  same message is tried again, with capped backoff, for as long as it takes. Meanwhile
+  /healthz says degraded and /metrics counts the retries (`servicekit.health`).
+
+A stop (SIGTERM) or a rebalance lets the message or chunk in flight finish, commits what
+is done, and hands the rest back: batch handlers take chunks of a partition's messages
+(`Subscription.chunks`), so that is one chunk, never a whole fetch.
 """
 
 import asyncio
 import contextvars
+import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from contracts.codec import CORRELATION_HEADER, Message, UndecodableMessage, decode, encode
 from contracts.events import Event
 from contracts.topics import dlq_of
+from servicekit.health import HEALTH
 
 log = structlog.get_logger()
 
@@ -96,7 +108,10 @@ class Subscription:
     handlers: dict[str, Handler] = field(default_factory=dict)
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     max_records: int = 500
-    retries: tuple[float, ...] = (0.2, 1.0, 5.0)  # waits between tries of a failing handler
+    # Waits between tries of a handler the infrastructure fails, the last one repeated.
+    backoff: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    # Most events a batch handler takes at once, per topic (default: all of a fetch).
+    chunks: dict[str, int] = field(default_factory=dict)
     # Topics whose events are independent of each other (segment.evaluated batches) may
     # have up to this many records of one partition handled at once; others go in order.
     concurrency: dict[str, int] = field(default_factory=dict)
@@ -106,12 +121,13 @@ class Subscription:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, lock: asyncio.Lock, consumer: AIOKafkaConsumer, subscription: Subscription) -> None:
-        self._lock, self._consumer, self._subscription = lock, consumer, subscription
+    def __init__(self, loop: "ConsumerLoop", consumer: AIOKafkaConsumer, subscription: Subscription) -> None:
+        self._loop, self._consumer, self._subscription = loop, consumer, subscription
 
     async def on_partitions_revoked(self, revoked) -> None:
-        async with self._lock:  # waits for the batch in flight to finish and commit
-            pass
+        self._loop.handing_back.set()  # the batch in flight stops after its current message or chunk
+        async with self._loop.lock:  # ... and commits what it did
+            self._loop.handing_back.clear()
 
     async def on_partitions_assigned(self, assigned) -> None:
         replay = self._subscription.from_start_if
@@ -131,7 +147,10 @@ class ConsumerLoop:
         self._topics = topics
         self._subscription = subscription
         self._publisher = publisher
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        self.handing_back = asyncio.Event()  # a rebalance wants the partitions back
+        self._stop = asyncio.Event()
+        self._component = f"consumer {subscription.group}"
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=topics.physical(subscription.group),
@@ -144,26 +163,40 @@ class ConsumerLoop:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         subscribed = [*self._subscription.handlers, *self._subscription.batch_handlers]
         physical = [self._topics.physical(topic) for topic in subscribed]
-        self._consumer.subscribe(physical, listener=_Rebalance(self._lock, self._consumer, self._subscription))
-        await self._consumer.start()
+        self._consumer.subscribe(physical, listener=_Rebalance(self, self._consumer, self._subscription))
+        await self._retrying("kafka", self._consumer.start)
         log.info("consumer_started", group=self._subscription.group, topics=physical)
         try:
             while not stop.is_set():
-                batch = await self._consumer.getmany(
-                    timeout_ms=500, max_records=self._subscription.max_records
-                )
+                batch = await self._retrying("kafka", lambda: self._consumer.getmany(
+                    timeout_ms=500, max_records=self._subscription.max_records))
                 if batch:
-                    async with self._lock:
-                        await asyncio.gather(*(self._partition(tp, records) for tp, records in batch.items()))
+                    async with self.lock:
+                        done = await asyncio.gather(*(self._partition(tp, records) for tp, records in batch.items()),
+                                                    return_exceptions=True)
+                    failures = [outcome for outcome in done if isinstance(outcome, BaseException)]
+                    if failures and not stop.is_set():
+                        raise failures[0]
         finally:
-            await self._consumer.stop()
+            await self._consumer.stop()  # commits nothing more, and leaves the group at once
+            log.info("consumer_stopped", group=self._subscription.group)
+
+    def _winding_down(self) -> bool:
+        return self._stop.is_set() or self.handing_back.is_set()
 
     async def _partition(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
         topic = self._topics.logical(partition.topic)
         if topic in self._subscription.batch_handlers:
-            await self._batch(records)
+            size = self._subscription.chunks.get(topic) or len(records)
+            for start in range(0, len(records), size):
+                chunk = records[start:start + size]
+                await self._batch(chunk)
+                await self._commit(partition, chunk[-1])
+                if self._winding_down():
+                    return self._hand_back(partition, records, start + size)
         elif (width := self._subscription.concurrency.get(topic, 1)) > 1:
             slots = asyncio.Semaphore(width)
 
@@ -172,6 +205,7 @@ class ConsumerLoop:
                     await self._one(record, await self._decode(record))
 
             await asyncio.gather(*(one(record) for record in records))
+            await self._commit(partition, records[-1])
         else:
             # Records are handled one after another, in order; the next one is decoded
             # while the current handler waits on I/O (decoding a big batch is real work).
@@ -181,7 +215,31 @@ class ConsumerLoop:
                 if index + 1 < len(records):
                     decoding = asyncio.ensure_future(self._decode(records[index + 1]))
                 await self._one(record, decoded)
-        await self._consumer.commit({partition: records[-1].offset + 1})
+                if self._winding_down() and index + 1 < len(records):
+                    decoding.cancel()
+                    await self._commit(partition, record)
+                    return self._hand_back(partition, records, index + 1)
+            await self._commit(partition, records[-1])
+
+    def _hand_back(self, partition: TopicPartition, records: list[ConsumerRecord], done: int) -> None:
+        """What was fetched but not handled is read again from the committed offset, here
+        after a rebalance, or by whoever gets the partition."""
+        if done < len(records):
+            log.info("handing_back", partition=partition.partition, unhandled=len(records) - done)
+            if not self._stop.is_set():
+                try:
+                    self._consumer.seek(partition, records[done].offset)
+                except IllegalStateError:  # no longer ours: its next owner starts at the commit
+                    pass
+
+    async def _commit(self, partition: TopicPartition, last: ConsumerRecord) -> None:
+        try:
+            await self._retrying("kafka", lambda: self._consumer.commit({partition: last.offset + 1}),
+                                 give_up=(CommitFailedError, IllegalStateError))
+        except (CommitFailedError, IllegalStateError) as error:
+            # The partition went to another member meanwhile: it reads from the last commit,
+            # and what was done since is done again, which changes nothing (idempotent handlers).
+            log.warning("commit_refused", partition=partition.partition, error=repr(error))
 
     async def _decode(self, record: ConsumerRecord) -> Event | UndecodableMessage:
         try:
@@ -191,23 +249,31 @@ class ConsumerLoop:
 
     async def _one(self, record: ConsumerRecord, decoded: Event | UndecodableMessage) -> None:
         topic = self._topics.logical(record.topic)
-        headers = dict(record.headers or ())
-        token = correlation_id.set((headers.get(CORRELATION_HEADER) or b"").decode() or None)
-        try:
-            with structlog.contextvars.bound_contextvars(topic=topic, offset=record.offset):
-                if isinstance(decoded, UndecodableMessage):
-                    await self._dead_letter(record, topic, f"undecodable: {decoded}")
-                    return
+        with structlog.contextvars.bound_contextvars(topic=topic, offset=record.offset):
+            try:
+                correlation = _correlation_of(record)
+            except UndecodableMessage as error:
+                await self._dead_letter(record, topic, f"undecodable: {error}")
+                return
+            if isinstance(decoded, UndecodableMessage):
+                await self._dead_letter(record, topic, f"undecodable: {decoded}")
+                return
+            token = correlation_id.set(correlation)
+            try:
                 with structlog.contextvars.bound_contextvars(**_ids(decoded)):
                     await self._handle(record, topic, decoded)
-        finally:
-            correlation_id.reset(token)
+            finally:
+                correlation_id.reset(token)
 
     async def _batch(self, records: list[ConsumerRecord]) -> None:
         topic = self._topics.logical(records[0].topic)
         good: list[tuple[ConsumerRecord, Event]] = []
         for record in records:
             decoded = await self._decode(record)
+            try:
+                _correlation_of(record)
+            except UndecodableMessage as error:
+                decoded = error
             if isinstance(decoded, UndecodableMessage):
                 await self._dead_letter(record, topic, f"undecodable: {decoded}")
             else:
@@ -216,30 +282,48 @@ class ConsumerLoop:
             return
         handler = self._subscription.batch_handlers[topic]
         try:
-            await handler([event for _, event in good])
-        except Exception as error:
-            log.warning("batch_failed", error=repr(error), size=len(good))
-            for record, event in good:  # one by one: the DLQ gets only what fails alone
+            await self._retrying(self._component, lambda: handler([event for _, event in good]),
+                                 give_up=(Rejected, ValidationError))
+        except (Rejected, ValidationError) as error:
+            log.warning("batch_rejected", error=repr(error), size=len(good))
+            for record, event in good:  # one by one: the DLQ gets only what is rejected alone
                 await self._one(record, event)
 
     async def _handle(self, record: ConsumerRecord, topic: str, event: Event) -> None:
         single = self._subscription.handlers.get(topic)
         handler = single or (lambda event: self._subscription.batch_handlers[topic]([event]))
-        waits = self._subscription.retries
-        for attempt in range(len(waits) + 1):
+        try:
+            await self._retrying(self._component, lambda: handler(event), give_up=(Rejected, ValidationError))
+        except (Rejected, ValidationError) as error:
+            await self._dead_letter(record, topic, f"rejected: {error}")
+
+    async def _retrying(self, component: str, attempt: Callable[[], Awaitable], give_up: tuple = ()):
+        """`attempt()`, again and again with capped backoff while it fails for any reason but
+        `give_up`'s (raised at once), for as long as it takes; the component is degraded
+        meanwhile. A stop ends the waiting (and the service: the message is not committed)."""
+        waits = self._subscription.backoff
+        for tries in itertools.count():
             try:
-                await handler(event)
-                return
-            except (Rejected, ValidationError) as error:
-                await self._dead_letter(record, topic, f"rejected: {error}")
-                return
-            except Exception as error:  # infrastructure trouble: try again, then give up
-                if attempt == len(waits):
-                    log.exception("handler_failed", attempts=attempt + 1)
-                    await self._dead_letter(record, topic, f"failed: {error!r}")
-                    return
-                log.warning("handler_retry", attempt=attempt + 1, error=repr(error))
-                await asyncio.sleep(waits[attempt])
+                result = await attempt()
+            except give_up:
+                raise
+            except Exception as error:
+                HEALTH.degraded(component, repr(error))
+                wait = waits[min(tries, len(waits) - 1)]
+                log.warning("retrying", component=component, tries=tries + 1, wait=wait, error=repr(error))
+                if self._stop.is_set():
+                    raise
+                try:
+                    await asyncio.wait_for(self._stop.wait(), wait)
+                except TimeoutError:
+                    pass
+                if self._stop.is_set():
+                    raise
+            else:
+                if tries:
+                    log.info("recovered", component=component, tries=tries + 1)
+                HEALTH.recovered(component)
+                return result
 
     async def _dead_letter(self, record: ConsumerRecord, topic: str, error: str) -> None:
         log.warning("dead_lettered", error=error[:500])
@@ -249,9 +333,17 @@ class ConsumerLoop:
             ("dlq.partition", str(record.partition).encode()),
             ("dlq.offset", str(record.offset).encode()),
         ]
-        await self._publisher.send_all(
-            [Message(dlq_of(topic), record.key or b"", record.value, headers)]
-        )
+        message = Message(dlq_of(topic), record.key or b"", record.value, headers)
+        await self._retrying("kafka", lambda: self._publisher.send_all([message]))
+
+
+def _correlation_of(record: ConsumerRecord) -> str | None:
+    """The correlation id header, which other systems set too: not UTF-8, the message is undecodable."""
+    raw = dict(record.headers or ()).get(CORRELATION_HEADER)
+    try:
+        return raw.decode() or None if raw else None
+    except UnicodeDecodeError:
+        raise UndecodableMessage(f"header {CORRELATION_HEADER!r} is not UTF-8: {raw[:64]!r}") from None
 
 
 def _ids(event: Event) -> dict[str, str]:

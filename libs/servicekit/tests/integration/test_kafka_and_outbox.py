@@ -1,6 +1,7 @@
 """The consumer loop, the outbox relay and the migrations, on the real Kafka and PostgreSQL."""
 
 import asyncio
+import io
 from pathlib import Path
 from uuid import uuid4
 
@@ -10,13 +11,17 @@ import pytest
 from contracts import topics
 from contracts.codec import decode, encode
 from contracts.events import CampaignScheduled
+from servicekit import dlq
 from servicekit.database import SHARED_SQL, create_pool, migrate
+from servicekit.health import HEALTH
 from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics
 from servicekit.outbox import OutboxRelay, add, add_bundle, bundle
-from tests.support.kafka import committed_lag, read_all
+from tests.support.kafka import committed_lag, message_count, read_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+CAMPAIGN = uuid4()  # one key: one partition, so the order of events is the order they were sent
 
 
 def scheduled(sends: int, campaign_id=None) -> CampaignScheduled:
@@ -30,15 +35,15 @@ async def test_bad_messages_go_to_the_dlq_and_the_loop_moves_on(kafka_bootstrap,
     async def handle(event: CampaignScheduled) -> None:
         if event.sends == 13:
             raise Rejected("thirteen is unlucky")
-        if event.sends == 7:
-            raise RuntimeError("the database is away")
         handled.append(event.sends)
 
     raw = publisher._producer  # a producer that can also send bytes no event would make
-    await raw.send_and_wait(names.physical(topics.CAMPAIGN_SCHEDULED), b"{broken", key=b"k")
-    await publisher.publish_all([scheduled(1), scheduled(13), scheduled(7), scheduled(2)])
+    topic = names.physical(topics.CAMPAIGN_SCHEDULED)
+    await raw.send_and_wait(topic, b"{broken", key=b"k")
+    await raw.send_and_wait(topic, encode(scheduled(5)).value, key=b"k", headers=[("correlation_id", b"\xff\xfe")])
+    await publisher.publish_all([scheduled(1), scheduled(13), scheduled(2)])
 
-    subscription = Subscription("loop-test", {topics.CAMPAIGN_SCHEDULED: handle}, retries=(0.05, 0.05))
+    subscription = Subscription("loop-test", {topics.CAMPAIGN_SCHEDULED: handle}, backoff=(0.05,))
     loop = ConsumerLoop(kafka_bootstrap, names, subscription, publisher)
     stop = asyncio.Event()
     running = asyncio.create_task(loop.run(stop))
@@ -48,8 +53,9 @@ async def test_bad_messages_go_to_the_dlq_and_the_loop_moves_on(kafka_bootstrap,
     finally:
         stop.set()
         await running
-    errors = sorted(dict(record.headers)["dlq.error"].decode().split(":")[0] for record in dead)
-    assert errors == ["failed", "rejected", "undecodable"]
+    errors = sorted(dict(record.headers)["dlq.error"].decode() for record in dead)
+    assert errors[0] == "rejected: thirteen is unlucky"
+    assert errors[1].startswith("undecodable: [{") and errors[2].startswith("undecodable: header 'correlation_id'")
     assert any(record.value == b"{broken" for record in dead), "the DLQ keeps the original bytes"
 
     # Offsets were committed up to the end: the group would not see any of them again.
@@ -117,7 +123,7 @@ async def test_a_failing_batch_is_retried_one_by_one_and_only_the_bad_event_is_d
 
     await publisher.publish_all([scheduled(n, campaign_id=uuid4()) for n in (1, 13, 2, 3)])
     subscription = Subscription("batch-test", batch_handlers={topics.CAMPAIGN_SCHEDULED: handle_batch},
-                                retries=(0.05,))
+                                backoff=(0.05,))
     loop = ConsumerLoop(kafka_bootstrap, names, subscription, publisher)
     stop = asyncio.Event()
     running = asyncio.create_task(loop.run(stop))
@@ -172,3 +178,87 @@ async def relayed(pool, publisher, batch_size: int, kafka_bootstrap: str, topic_
         stop.set()
         await running
     return records
+
+
+async def test_a_failing_database_is_waited_for_never_dead_lettered(kafka_bootstrap, topic_prefix, publisher):
+    names = Topics(topic_prefix)
+    handled: list[int] = []
+    failures = {"left": 8}  # the database away for eight tries: longer than any give-up policy would wait
+    seen_degraded: list[dict] = []
+
+    async def handle(event: CampaignScheduled) -> None:
+        if event.sends == 7 and failures["left"]:
+            failures["left"] -= 1
+            seen_degraded.append(HEALTH.report())
+            raise ConnectionRefusedError("the database is away")
+        handled.append(event.sends)
+
+    await publisher.publish_all([scheduled(n, campaign_id=CAMPAIGN) for n in (1, 7, 2)])
+    subscription = Subscription("outage-test", {topics.CAMPAIGN_SCHEDULED: handle}, backoff=(0.05, 0.1))
+    stop = asyncio.Event()
+    running = asyncio.create_task(ConsumerLoop(kafka_bootstrap, names, subscription, publisher).run(stop))
+    try:
+        await eventually(lambda: handled == [1, 7, 2], "every event handled, in order, once the database is back")
+    finally:
+        stop.set()
+        await running
+    assert seen_degraded[-1]["status"] == "degraded" and "the database is away" in str(seen_degraded[-1])
+    assert HEALTH.report()["status"] == "ok", "recovered"
+    assert await message_count(kafka_bootstrap, names.physical(topics.dlq_of(topics.CAMPAIGN_SCHEDULED))) == 0
+
+
+async def test_a_stop_finishes_the_chunk_in_flight_commits_it_and_hands_the_rest_back(
+    kafka_bootstrap, topic_prefix, publisher
+):
+    names = Topics(topic_prefix)
+    chunks: list[list[int]] = []
+    in_flight, release = asyncio.Event(), asyncio.Event()
+
+    async def handle_batch(events: list[CampaignScheduled]) -> None:
+        chunks.append([event.sends for event in events])
+        in_flight.set()
+        await release.wait()
+
+    await publisher.publish_all([scheduled(n, campaign_id=CAMPAIGN) for n in range(10)])
+    subscription = Subscription("stop-test", batch_handlers={topics.CAMPAIGN_SCHEDULED: handle_batch},
+                                chunks={topics.CAMPAIGN_SCHEDULED: 3})
+    stop = asyncio.Event()
+    running = asyncio.create_task(ConsumerLoop(kafka_bootstrap, names, subscription, publisher).run(stop))
+    await eventually(in_flight.is_set, "a chunk in flight")
+    stop.set()  # SIGTERM
+    release.set()
+    await asyncio.wait_for(running, 30)
+    assert chunks == [[0, 1, 2]], "the chunk in flight finished; nothing after it began"
+    assert await committed_lag(kafka_bootstrap, names.physical(subscription.group),
+                               names.physical(topics.CAMPAIGN_SCHEDULED)) == 7, "the chunk committed, the rest not"
+
+
+async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_processed_once(
+    kafka_bootstrap, topic_prefix, publisher
+):
+    names = Topics(topic_prefix)
+    handled: list[int] = []
+    broken = {"yes": True}  # e.g. a segment that did not exist yet, now created
+
+    async def handle(event: CampaignScheduled) -> None:
+        if event.sends == 13 and broken["yes"]:
+            raise Rejected("no such segment")
+        handled.append(event.sends)
+
+    await publisher.publish_all([scheduled(n, campaign_id=CAMPAIGN) for n in (1, 13, 2)])
+    subscription = Subscription("replay-dlq-test", {topics.CAMPAIGN_SCHEDULED: handle})
+    stop = asyncio.Event()
+    running = asyncio.create_task(ConsumerLoop(kafka_bootstrap, names, subscription, publisher).run(stop))
+    try:
+        await eventually(lambda: handled == [1, 2], "the good events handled, the bad one dead-lettered")
+        listing = io.StringIO()
+        assert await dlq.show(kafka_bootstrap, names, topics.CAMPAIGN_SCHEDULED, listing) == 1
+        assert "no such segment" in listing.getvalue()
+        broken["yes"] = False
+        assert await dlq.replay(kafka_bootstrap, names, topics.CAMPAIGN_SCHEDULED) == 1
+        await eventually(lambda: handled == [1, 2, 13], "the replayed event handled")
+        assert await dlq.replay(kafka_bootstrap, names, topics.CAMPAIGN_SCHEDULED) == 0, "replayed once only"
+    finally:
+        stop.set()
+        await running
+    assert handled == [1, 2, 13]

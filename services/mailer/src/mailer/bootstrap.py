@@ -67,9 +67,11 @@ def background(app: web.Application, settings: Settings):
             await handlers.follow_campaign(event, states, campaigns)
 
         names = Topics(settings.kafka_topic_prefix)
-        # Two groups: the consent cache reads contact.changed from its start (it is compacted)
+        # A group of its own for consent: the cache reads contact.changed from its start (compacted)
         # without waiting behind a long send.due backlog.
-        sends = Subscription("mailer", batch_handlers={topics.SEND_DUE: on_send_due})
+        # A chunk at a time: a stop or a rebalance waits for one chunk, not a whole fetch.
+        sends = Subscription("mailer", batch_handlers={topics.SEND_DUE: on_send_due},
+                             chunks={topics.SEND_DUE: settings.delivery_chunk})
         # An empty cache (a new or lost database) is rebuilt from the topic's start. A full one
         # is never replayed: an old opt-in read again could briefly undo an unsubscribe.
         consents = Subscription("mailer-consent", batch_handlers={topics.CONTACT_CHANGED: on_contact_changed},
