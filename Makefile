@@ -3,16 +3,21 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help deps infra topics migrate up down demo test unit test-down docs lint
+.PHONY: help deps tools infra topics migrate up down demo test chaos unit test-down docs lint
 
 help:
 	@echo "make up      start PostgreSQL, Kafka, the five services and a mail catcher"
+	@echo "             (REPLICAS=2 make up: two of each service that consumes Kafka)"
 	@echo "make demo    run a small campaign on the running system and show the mail"
 	@echo "make down    stop everything make up started"
 	@echo "make test    run the whole test suite (starts its own servers)"
+	@echo "make chaos   the fault suite (tests/chaos) at full size: long"
 
 deps:
 	@deploy/bootstrap.sh
+
+tools: deps  # helm and kubeconform (Go modules) and the Kubernetes schemas, for the chart's test
+	@deploy/tools.sh
 
 infra:
 	@deploy/postgres.sh start
@@ -29,6 +34,7 @@ up: topics migrate
 	@source deploy/common.sh && echo && \
 	 echo "The system is up." && \
 	 echo "  API gateway    http://127.0.0.1:$${GATEWAY_PORT:-8080}/api/campaigns  (health: /healthz)" && \
+	 echo "  processes      (each serves /healthz and /metrics)" && deploy/services.sh where && \
 	 echo "  mail received  $$STATE_DIR/mail/new  (SMTP catcher on 127.0.0.1:$${MAILCATCHER_PORT:-1025})" && \
 	 echo "  logs           $$STATE_DIR/logs/" && \
 	 echo "  PostgreSQL     $$DATABASE_URL" && \
@@ -43,10 +49,15 @@ down:
 demo: deps
 	@source deploy/common.sh && .venv/bin/python deploy/demo.py
 
-test: deps
+test: deps tools
 	@INSTANCE=test deploy/postgres.sh start
 	@INSTANCE=test deploy/kafka.sh start
 	@.venv/bin/python -m pytest -q
+
+chaos: deps  # the test instance, as for make test, and the fault scenarios at full size
+	@INSTANCE=test deploy/postgres.sh start
+	@INSTANCE=test deploy/kafka.sh start
+	@FAULT_SCALE=full .venv/bin/python -m pytest -q tests/chaos
 
 unit: deps
 	@.venv/bin/python -m pytest -q -m "not e2e and not integration" libs services

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The five services and the local mail catcher as background processes of this instance.
-# Usage: deploy/services.sh start|stop|status. Honours SMTP_HOST, SMTP_PORT, GATEWAY_PORT,
-# DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and every other setting of the services.
+# Usage: deploy/services.sh start|stop|status|where. Honours SMTP_HOST, SMTP_PORT,
+# GATEWAY_PORT, DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and every other setting of the services.
+# REPLICAS=N (default 1) runs N of each service that consumes Kafka (campaign-api,
+# segment-svc, scheduler, mailer; flow-engine only answers HTTP): the first keeps its port,
+# name, pid file and log; the k-th is NAME-k on its port + (k-1) * REPLICA_PORT_STEP (100).
 source "$(dirname "$0")/common.sh"
 
 RUN="$STATE_DIR/run"; LOGS="$STATE_DIR/logs"; MAIL="$STATE_DIR/mail"
@@ -10,44 +13,65 @@ export GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 SEGMENT_PORT="${SEGMENT_SVC_PORT:-8081}"; FLOW_PORT="${FLOW_ENGINE_PORT:-8082}"
 SCHEDULER_PORT="${SCHEDULER_PORT:-8083}"; MAILER_PORT="${MAILER_PORT:-8084}"
 MAILCATCHER_PORT="${MAILCATCHER_PORT:-1025}"
+REPLICAS="${REPLICAS:-1}"; REPLICA_PORT_STEP="${REPLICA_PORT_STEP:-100}"
+[[ "$REPLICAS" =~ ^[1-9][0-9]*$ ]] || die "REPLICAS must be a whole number of at least 1 (it is '$REPLICAS')"
+[[ "$REPLICA_PORT_STEP" =~ ^[1-9][0-9]*$ ]] || die "REPLICA_PORT_STEP must be a positive whole number"
 export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-$MAILCATCHER_PORT}"
 export SEGMENT_SVC_URL="${SEGMENT_SVC_URL:-http://127.0.0.1:$SEGMENT_PORT}"
 export FLOW_ENGINE_URL="${FLOW_ENGINE_URL:-http://127.0.0.1:$FLOW_PORT}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$GATEWAY_PORT}"
 
+LAUNCHED=()  # name:port of every process this start runs (or found running)
+
 launch() {  # name port-variable port command...
   local name=$1 var=$2 port=$3; shift 3
+  LAUNCHED+=("$name:$port")
   if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
     say "$name already running"; return 0
   fi
+  port_free "$port"
   env "$var=$port" nohup "$@" >> "$LOGS/$name.log" 2>&1 &
   echo $! > "$RUN/$name.pid"
+  echo "$port" > "$RUN/$name.port"
+}
+
+launch_replicas() {  # name port-variable first-port command...: REPLICAS of them
+  local name=$1 var=$2 port=$3; shift 3
+  launch "$name" "$var" "$port" "$@"
+  for k in $(seq 2 "$REPLICAS"); do
+    launch "$name-$k" "$var" $((port + (k - 1) * REPLICA_PORT_STEP)) "$@"
+  done
 }
 
 start() {
   mkdir -p "$RUN" "$LOGS"  # not $MAIL: the Maildir handler makes it, with new/ cur/ tmp/
   launch mailcatcher UNUSED "$MAILCATCHER_PORT" "$PY" -m aiosmtpd -n -l "127.0.0.1:$MAILCATCHER_PORT" \
     -c aiosmtpd.handlers.Mailbox "$MAIL"
-  launch segment-svc HTTP_PORT "$SEGMENT_PORT" "$PY" -m segment_svc
+  launch_replicas segment-svc HTTP_PORT "$SEGMENT_PORT" "$PY" -m segment_svc
   launch flow-engine HTTP_PORT "$FLOW_PORT" "$PY" -m flow_engine
-  launch scheduler HTTP_PORT "$SCHEDULER_PORT" "$PY" -m scheduler
-  launch mailer HTTP_PORT "$MAILER_PORT" "$PY" -m mailer
-  launch campaign-api GATEWAY_PORT "$GATEWAY_PORT" "$PY" -m campaign_api
-  for port in "$SEGMENT_PORT" "$FLOW_PORT" "$SCHEDULER_PORT" "$MAILER_PORT" "$GATEWAY_PORT"; do
+  launch_replicas scheduler HTTP_PORT "$SCHEDULER_PORT" "$PY" -m scheduler
+  launch_replicas mailer HTTP_PORT "$MAILER_PORT" "$PY" -m mailer
+  launch_replicas campaign-api GATEWAY_PORT "$GATEWAY_PORT" "$PY" -m campaign_api
+  for launched in "${LAUNCHED[@]}"; do
+    local name=${launched%:*} port=${launched##*:}
+    [ "$name" = mailcatcher ] && continue
     "$PY" "$ROOT/deploy/wait_healthy.py" "http://127.0.0.1:$port/healthz" 90 \
-      || die "a service did not become healthy on port $port: see $LOGS"
+      || die "$name did not become healthy on port $port: see $LOGS/$name.log"
   done
   wait_for_port 127.0.0.1 "$MAILCATCHER_PORT" 30 || die "the mail catcher did not start: see $LOGS"
 }
 
-stop() {
-  for pid_file in "$RUN"/*.pid; do
-    [ -f "$pid_file" ] || continue
+stop() {  # every process of a pid file, by its pid: SIGTERM to all, SIGKILL to any left after 10 s
+  local pid_files=() pid_file
+  for pid_file in "$RUN"/*.pid; do [ -f "$pid_file" ] && pid_files+=("$pid_file"); done
+  [ ${#pid_files[@]} -eq 0 ] && return 0
+  for pid_file in "${pid_files[@]}"; do kill "$(cat "$pid_file")" 2>/dev/null || true; done
+  local deadline=$((SECONDS + 10))
+  for pid_file in "${pid_files[@]}"; do
     local pid; pid=$(cat "$pid_file")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
-    rm -f "$pid_file"; say "stopped $(basename "$pid_file" .pid)"
+    rm -f "$pid_file" "${pid_file%.pid}.port"; say "stopped $(basename "$pid_file" .pid)"
   done
 }
 
@@ -56,6 +80,17 @@ status() {
     [ -f "$pid_file" ] || continue
     kill -0 "$(cat "$pid_file")" 2>/dev/null && say "$(basename "$pid_file" .pid) running" \
       || say "$(basename "$pid_file" .pid) stopped"
+  done
+}
+
+where() {  # one line per running process: its name, pid, address and log
+  local name pid port address
+  for name in $(cd "$RUN" 2>/dev/null && for f in *.pid; do [ -f "$f" ] && echo "${f%.pid}"; done | sort); do
+    pid=$(cat "$RUN/$name.pid")
+    kill -0 "$pid" 2>/dev/null || continue
+    port=$(cat "$RUN/$name.port" 2>/dev/null || echo "?")
+    if [ "$name" = mailcatcher ]; then address="smtp://127.0.0.1:$port"; else address="http://127.0.0.1:$port"; fi
+    printf '  %-16s pid %-8s %-28s %s\n' "$name" "$pid" "$address" "$LOGS/$name.log"
   done
 }
 
