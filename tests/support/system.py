@@ -21,6 +21,8 @@ SERVICES = {  # service -> (module, env var of its port)
     "campaign-api": ("campaign_api", "GATEWAY_PORT"),
 }
 API_KEY = "test-key"
+# The services that consume topics, of which `start_all(replicas=2)` runs two.
+CONSUMERS = ("segment-svc", "scheduler", "mailer", "campaign-api")
 
 
 @dataclass
@@ -55,21 +57,21 @@ class System:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.ports['campaign-api']}"
 
-    def start(self, service: str) -> None:
-        module, port_var = SERVICES[service]
-        self.processes[service] = spawn(
-            module, {**self.env(), port_var: str(self.ports[service])}, self.logs / f"{service}.log"
-        )
+    def start(self, name: str) -> None:
+        """Starts `name`: a service, or a replica of one (`mailer#2`)."""
+        module, port_var = SERVICES[name.partition("#")[0]]
+        self.processes[name] = spawn(module, {**self.env(), port_var: str(self.ports[name])}, self.logs / f"{name}.log")
 
-    async def start_all(self) -> None:
+    async def start_all(self, replicas: int = 1) -> None:
+        names = [*SERVICES, *(f"{service}#{n}" for n in range(2, replicas + 1) for service in CONSUMERS)]
         ports: set[int] = set()
-        while len(ports) < len(SERVICES):  # five different ports
+        while len(ports) < len(names):  # a port each
             ports.add(free_port())
-        self.ports = dict(zip(SERVICES, sorted(ports), strict=True))
-        for service in SERVICES:
-            self.start(service)
-        for service in SERVICES:
-            await self.wait_healthy(service)
+        self.ports = dict(zip(names, sorted(ports), strict=True))
+        for name in names:
+            self.start(name)
+        for name in names:
+            await self.wait_healthy(name)
 
     async def wait_healthy(self, service: str, timeout: float = 60.0) -> None:
         await wait_healthy(self.ports[service], self.processes[service], timeout)
