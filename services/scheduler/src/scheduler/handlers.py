@@ -48,8 +48,10 @@ async def record_recipients(event: SegmentEvaluated, store: SendStore) -> None:
 
 
 async def _announce_when_complete(connection, store: SendStore, run: Run, planned: int) -> bool:
-    """campaign.scheduled, once, when the run's last batch and all before it are planned."""
-    totals = await store.scheduling_totals(connection, run.run_id, run.emails)
+    """campaign.scheduled when the run's last batch and all before it are planned, and
+    again if a batch published again adds sends to it afterwards (campaign-api keeps the
+    latest: completion waits for those sends too)."""
+    totals = await store.scheduling_totals(connection, run.run_id, run.emails, planned)
     if totals is None:
         if planned:
             log.debug("sends_planned", sends=planned)

@@ -15,6 +15,8 @@ from contracts.events import (
     CampaignActivated,
     CampaignStatusChanged,
     EmailStatus,
+    Recipient,
+    SegmentEvaluated,
 )
 from contracts.steps import EmailContent, SendEmailStep, WaitConfig, WaitStep
 from scheduler.adapters.postgres import SendStore
@@ -83,6 +85,35 @@ async def test_redelivered_events_add_nothing_and_early_recipients_wait_for_thei
     await record_recipients(second, store)
     await record_activation(run, store)
     assert await counts(store, run) == (200, 1), "100 recipients x 2 emails, announced once"
+
+
+async def announcements(store: SendStore, run: CampaignActivated) -> list[tuple[int, int]]:
+    rows = await store.pool.fetch(
+        "SELECT value FROM outbox WHERE topic = 'campaign.scheduled' AND key = $1 ORDER BY id", str(run.campaign_id).encode()
+    )
+    return [(e.recipients, e.sends) for e in (decode(topics.CAMPAIGN_SCHEDULED, None, row["value"]) for row in rows)]
+
+
+async def test_a_batch_published_again_adds_the_recipients_it_moved_and_the_run_is_announced_again(store):
+    run = activation()
+    a, b, c, d, e, f, x = (Recipient(contact_id=uuid4(), email=f"{name}@example.com") for name in "abcdefx")
+
+    def batches(*groups: list[Recipient]) -> list[SegmentEvaluated]:
+        return [SegmentEvaluated(run_id=run.run_id, campaign_id=run.campaign_id, batch_no=n, recipients=group,
+                                 is_last=n == len(groups) - 1 and len(groups) == 4) for n, group in enumerate(groups)]
+
+    await record_activation(run, store)
+    first = batches([a, b], [c, d], [e, f])  # then segment-svc crashed, before its last batch
+    second = batches([a, b], [x, c], [d, e], [f])  # evaluated again: x joined, the rest moved right
+    for batch in [*first, second[3], *second[:3]]:  # the second's last is handled before the others
+        await record_recipients(batch, store)
+    for batch in second:  # and Kafka redelivers them all
+        await record_recipients(batch, store)
+
+    held = await store.pool.fetch("SELECT contact_id FROM run_recipients WHERE run_id = $1", run.run_id)
+    assert sorted(row["contact_id"] for row in held) == sorted(r.contact_id for r in (a, b, c, d, e, f, x))
+    assert await counts(store, run) == (7, 2)
+    assert await announcements(store, run) == [(6, 6), (7, 7)], "announced when complete, again when x came"
 
 
 async def test_pause_holds_sends_and_resume_releases_them_once(store, publisher, kafka_bootstrap, topic_prefix):

@@ -6,9 +6,12 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from contracts.events import Recipient, SegmentEvaluated
 from scheduler.domain import Planner, Run
+
+log = structlog.get_logger()
 
 _RUN = (
     "run_id, campaign_id, steps, start_date, start_time_of_day, timezone,"
@@ -48,20 +51,25 @@ class SendStore:
     async def save_batch(
         self, connection: asyncpg.Connection, event: SegmentEvaluated, planned: bool
     ) -> list[Recipient] | None:
-        """Stores the batch's recipients; None when this batch was stored before, else its
-        recipients (a contact already in the run is kept once, by the primary key)."""
-        new = await connection.fetchval(
-            "INSERT INTO evaluated_batches (run_id, batch_no, is_last) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            event.run_id, event.batch_no, event.is_last,
+        """Stores the batch's recipients and returns those the run did not hold yet; None
+        when this very event was stored before (Kafka redelivered it). A batch number met
+        again in another event (segment-svc evaluated the run again after a crash, and the
+        contacts may have moved between batches) adds what the run lacks."""
+        first = await connection.fetchval(
+            "INSERT INTO evaluated_batches (run_id, batch_no, is_last, event_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING"
+            " RETURNING NOT EXISTS (SELECT 1 FROM evaluated_batches WHERE run_id = $1 AND batch_no = $2)",
+            event.run_id, event.batch_no, event.is_last, event.event_id,
         )
-        if not new:
+        if first is None:
             return None
-        await _copy_via_temp(
-            connection, "run_recipients", ["run_id", "contact_id", "recipient", "planned"],
-            [(event.run_id, r.contact_id, r.model_dump_json(), planned) for r in event.recipients],
-        )
-        return list(event.recipients)
+        columns = ["run_id", "contact_id", "recipient", "planned"]
+        records = [(event.run_id, r.contact_id, r.model_dump_json(), planned) for r in event.recipients]
+        if first and await _copy(connection, "run_recipients", columns, records):
+            return list(event.recipients)
+        added = set(await _insert_missing(connection, "run_recipients", columns, records, returning="contact_id"))
+        log.info("batch_published_again", batch_no=event.batch_no, recipients=len(records), added=len(added))
+        return [r for r in event.recipients if r.contact_id in added]
 
     async def plan_waiting(self, connection: asyncpg.Connection, run: Run) -> int:
         """Plans the recipients that arrived before their run; returns how many sends."""
@@ -90,21 +98,24 @@ class SendStore:
         await connection.execute("ANALYZE sends, run_recipients")
 
     async def scheduling_totals(
-        self, connection: asyncpg.Connection, run_id: UUID, emails: int
+        self, connection: asyncpg.Connection, run_id: UUID, emails: int, added: int = 0
     ) -> tuple[int, int] | None:
-        """(recipients, sends) once every batch of the run is planned and not yet announced.
+        """(recipients, sends) to announce: once a last batch and every batch number before
+        it are planned (however many batch events came: a run evaluated twice may have
+        more), and again when sends are `added` to a run already announced (a batch of a
+        second evaluation whose recipients the first had not sent).
 
         Takes the run's row lock, so that of batches recorded side by side the last to
         commit sees all the others (each statement after the lock reads what is committed)."""
         await connection.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run_id)
-        complete = await connection.fetchval(
-            "SELECT NOT r.scheduled_published AND EXISTS (SELECT 1 FROM evaluated_batches l"
-            "   WHERE l.run_id = r.run_id AND l.is_last"
-            "   AND (SELECT count(*) FROM evaluated_batches b WHERE b.run_id = r.run_id) = l.batch_no + 1)"
+        due = await connection.fetchval(
+            "SELECT (NOT r.scheduled_published OR $2 > 0) AND EXISTS (SELECT 1 FROM evaluated_batches l"
+            "   WHERE l.run_id = r.run_id AND l.is_last AND (SELECT count(DISTINCT b.batch_no) FROM evaluated_batches b"
+            "     WHERE b.run_id = r.run_id AND b.batch_no <= l.batch_no) = l.batch_no + 1)"
             " FROM runs r WHERE r.run_id = $1",
-            run_id,
+            run_id, added,
         )
-        if not complete:
+        if not due:
             return None
         sends = await connection.fetchval(
             "UPDATE runs SET scheduled_published = true WHERE run_id = $1 RETURNING sends", run_id
@@ -229,24 +240,37 @@ class SendStore:
 
 
 async def _copy_via_temp(connection: asyncpg.Connection, table: str, columns: list[str], records: list) -> int:
-    """Rows into `table`, skipping those already there. COPY straight in, which is fast;
-    when a row is already there (a batch re-sent with other boundaries), COPY into a
-    transaction-scoped temp table instead and INSERT ... ON CONFLICT DO NOTHING from it."""
+    """Rows into `table`, skipping those already there (a batch published again); how many
+    went in."""
     if not records:
         return 0
+    if await _copy(connection, table, columns, records):
+        return len(records)
+    return len(await _insert_missing(connection, table, columns, records))
+
+
+async def _copy(connection: asyncpg.Connection, table: str, columns: list[str], records: list) -> bool:
+    """COPY straight in, which is fast; False (and nothing stored) when a row is there already."""
     try:
         async with connection.transaction():  # a savepoint: a conflict undoes only this COPY
             await connection.copy_records_to_table(table, records=records, columns=columns)
-        return len(records)
+        return True
     except asyncpg.UniqueViolationError:
-        pass
+        return False
+
+
+async def _insert_missing(connection: asyncpg.Connection, table: str, columns: list[str], records: list,
+                          returning: str | None = None) -> list:
+    """COPY into a transaction-scoped temp table and INSERT ... ON CONFLICT DO NOTHING from
+    it; each row stored (its `returning` column, else True)."""
     staging = f"incoming_{table}"
     await connection.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     await connection.copy_records_to_table(staging, records=records, columns=columns)
     names = ", ".join(columns)
-    status = await connection.execute(
+    rows = await connection.fetch(
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING"
+        f" RETURNING {returning or 'true'}"
     )
-    return int(status.split()[-1])
+    return [row[0] for row in rows]
