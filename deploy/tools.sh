@@ -40,10 +40,10 @@ schemas() {
     && [ "$(cat "$stamp" 2>/dev/null)" = "$KUBERNETES_VALIDATE_VERSION" ] && return 0
   command -v uv >/dev/null || "$ROOT/deploy/bootstrap.sh"
   say "fetching the Kubernetes $KUBERNETES_VERSION JSON schemas (kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI)"
-  local wheel; wheel="$(mktemp -d)"
-  trap 'rm -rf "$wheel"' EXIT
-  uv pip install --quiet --no-deps --target "$wheel" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
-  local shipped="$wheel/kubernetes_validate/kubernetes-json-schema" flavour
+  WHEEL="$(mktemp -d)"
+  trap 'rm -rf "$WHEEL"' EXIT
+  uv pip install --quiet --no-deps --target "$WHEEL" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
+  local shipped="$WHEEL/kubernetes_validate/kubernetes-json-schema" flavour
   for flavour in local local-strict; do
     [ -d "$shipped/v$KUBERNETES_VERSION-$flavour" ] \
       || die "kubernetes-validate $KUBERNETES_VALIDATE_VERSION has no schemas for Kubernetes $KUBERNETES_VERSION"
