@@ -23,6 +23,25 @@ from contracts.events import (
 CORRELATION_HEADER = "correlation_id"
 EVENT_TYPE_HEADER = "event_type"
 
+# What one message may weigh (key, value and headers) by default: under Kafka's default
+# message.max.bytes (1,048,588: a record batch) and aiokafka's max_request_size
+# (1,048,576), leaving room for the batch's and record's framing (82 bytes) and for the
+# headers a dead letter adds to a message it copies (dlq.error, up to 4,000 bytes).
+MESSAGE_BYTES = 1_000_000
+# A contact's attributes as the JSON text they are stored and sent as (PostgreSQL's jsonb
+# output: segment-svc refuses larger), and a whole recipient: the attributes and the rest
+# of it (id, an email of 320 characters, two names of 200, a zone, consent, change
+# sequence, send hour: under 4,100 bytes however escaped).
+ATTRIBUTES_BYTES = 65_536
+RECIPIENT_BYTES = ATTRIBUTES_BYTES + 5_000
+# Everything of a send.due but its recipient and content, and of a segment.evaluated but
+# its recipients (ids, times, counters, field names), with the key, the headers (a
+# correlation id of up to 200 characters) and the record's framing.
+ENVELOPE_BYTES = 2_000
+# So any valid recipient with any valid email (steps.CONTENT_BYTES) fits one send.due, and
+# a flow's emails (steps.FLOW_CONTENT_BYTES) one campaign.activated: tests/unit/test_sizes.py
+# builds the largest of each.
+
 _BY_TOPIC: dict[str, type[Event]] = {event_type.topic: event_type for event_type in EVENT_TYPES}
 
 
@@ -85,6 +104,26 @@ def segment_evaluated_message(
     value = b"".join([head[:-1], b',"recipients":[', ",".join(recipients_json).encode(), b"]}"])
     return Message(SegmentEvaluated.topic, str(run_id).encode(), value,
                    encode_headers(SegmentEvaluated.topic, correlation_id))
+
+
+def message_size(message: Message) -> int:
+    """What the message weighs on the broker: key, value, headers and the framing of a
+    record batch of one record (61 + 21 bytes, and the lengths' varints)."""
+    headers = sum(len(name.encode()) + len(value) + 10 for name, value in message.headers)
+    return len(message.key) + len(message.value or b"") + headers + _FRAMING
+
+
+_FRAMING = 61 + 21 + 3 * 5
+
+
+def segment_evaluated_room(message_bytes: int, correlation_id: str | None = None) -> int:
+    """Bytes left for the recipients' JSON (each with the comma before it) in a
+    segment.evaluated of at most `message_bytes`, whatever its batch number and counts."""
+    widest = segment_evaluated_message(
+        run_id=UUID(int=0), campaign_id=UUID(int=0), batch_no=2**31 - 1, recipients_json=[], is_last=False,
+        total_matched=2**63 - 1, opted_in_matched=2**63 - 1, correlation_id=correlation_id,
+    )
+    return message_bytes - message_size(widest)
 
 
 def contact_changed_values(
