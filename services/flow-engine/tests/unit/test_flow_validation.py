@@ -1,6 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
+from contracts.steps import CONTENT_BYTES, FLOW_CONTENT_BYTES
 from flow_engine.domain import FlowDraft
 from servicekit.http import invalid
 
@@ -49,3 +50,16 @@ def test_the_sandbox_renders_private_attributes_as_nothing_even_unchecked():
     from contracts.templates import render
 
     assert render("{{ first_name.__class__ }}", {"first_name": "Ada"}) == ""
+
+
+def test_an_email_too_large_to_travel_is_refused_naming_the_limit():
+    big = {"type": "SEND_EMAIL", "config": {"subject": "Hi", "html": "é" * 300_000}}  # 600,000 bytes
+    [(path, message)] = problems([EMAIL, big])
+    assert path == "$.steps[1].config" and f"at most {CONTENT_BYTES:,}" in message
+
+
+def test_a_flow_whose_emails_together_are_too_large_is_refused_naming_the_limit():
+    each = {"type": "SEND_EMAIL", "config": {"subject": "Hi", "text": "x" * 400_000}}
+    assert FlowDraft(name="f", steps=[each, each])
+    [(path, message)] = problems([each, {"type": "WAIT", "config": {"days": 1}}, each, each])
+    assert path == "$.steps" and f"at most {FLOW_CONTENT_BYTES:,}" in message
