@@ -132,9 +132,17 @@ def test_settings_in_a_configmap_and_secrets_in_a_secret_or_an_existing_one():
     assert config["FLOW_ENGINE_URL"] == "http://shop-campaigns-flow-engine:8082"
     assert config["HTTP_HOST"] == "0.0.0.0"
     assert not {"DATABASE_URL", "SMTP_PASSWORD", "TRACKING_SECRET", "API_KEYS"} & set(config)
+    # Empty settings are left out: the mailer would AUTH as "" with an empty SMTP_USERNAME.
+    assert "SMTP_USERNAME" not in config and "KAFKA_TOPIC_PREFIX" not in config
     secret = rendered[("Secret", "shop-campaigns-secrets")]["data"]
-    assert set(secret) == {"DATABASE_URL", "SMTP_PASSWORD", "TRACKING_SECRET", "API_KEYS"}
+    assert set(secret) == {"DATABASE_URL", "TRACKING_SECRET"}, "the empty ones are left out"
     assert base64.b64decode(secret["TRACKING_SECRET"]) == b"change-me"
+    filled = manifests("--set", "secrets.SMTP_PASSWORD=s3cret", "--set", "secrets.API_KEYS=a\\,b",
+                       "--set", "config.SMTP_USERNAME=mailer")
+    secret = filled[("Secret", "shop-campaigns-secrets")]["data"]
+    assert set(secret) == {"DATABASE_URL", "SMTP_PASSWORD", "TRACKING_SECRET", "API_KEYS"}
+    assert base64.b64decode(secret["API_KEYS"]) == b"a,b"
+    assert filled[("ConfigMap", "shop-campaigns-config")]["data"]["SMTP_USERNAME"] == "mailer"
 
     overridden = manifests(*OVERRIDES)
     assert not [key for key in overridden if key[0] == "Secret"], "an existing Secret is used, none made"
