@@ -40,6 +40,9 @@ def test_no_fixed_names_and_only_the_gateway_publishes_a_port_range():
     for name in SCALABLE:
         environment = services[name]["environment"]
         assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # Unset unless the shell sets them: an empty SMTP_USERNAME would make the mailer AUTH as "".
+    assert services["mailer"]["environment"]["SMTP_USERNAME"] is None
+    assert services["mailer"]["environment"]["SMTP_PASSWORD"] is None
     topics = services["topics"]["environment"]
     assert topics["KAFKA_REPLICATION_FACTOR"] == "${KAFKA_REPLICATION_FACTOR:-1}"
     assert topics["KAFKA_MIN_INSYNC_REPLICAS"] == "${KAFKA_MIN_INSYNC_REPLICAS:-1}"
