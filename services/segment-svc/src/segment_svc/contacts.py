@@ -3,13 +3,16 @@
 import re
 import time
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+import orjson
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
+from contracts.codec import ATTRIBUTES_BYTES
 from contracts.events import ContactChanged, uuid_texts
 from contracts.steps import omittable
 from contracts.timeline import is_known_zone
@@ -73,6 +76,60 @@ def known_zone(value: str | None) -> str | None:
     return value
 
 
+class ContactTooLarge(ValueError):
+    """Attributes larger than a recipient may carry (ATTRIBUTES_BYTES), once merged."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the attributes would be {size:,} bytes as JSON with those stored: {_LIMIT}")
+
+
+_LIMIT = (f"a contact's attributes may have at most {ATTRIBUTES_BYTES:,} bytes as JSON (they travel with each"
+          " of its emails)")
+_ATTRIBUTES = f"a free JSON object; {_LIMIT}"
+
+
+def stored_json_bytes(value: Any) -> int:
+    """Bytes of `value` as PostgreSQL writes jsonb out as text, which is what a recipient
+    carries (migration 0005): ", " and ": " between items, numbers in plain notation (1e16
+    is 17 digits), UTF-8 as it is, quotes, backslashes and control characters escaped.
+    (-0.0 is counted one byte longer than PostgreSQL's 0.0.)"""
+    if isinstance(value, str):
+        return len(orjson.dumps(value))
+    if value is None or value is True:
+        return 4
+    if value is False:
+        return 5
+    if isinstance(value, int):
+        return len(str(value))
+    if isinstance(value, float):
+        text = orjson.dumps(value).decode()
+        return len(format(Decimal(text), "f")) if "e" in text else len(text)
+    if isinstance(value, dict):
+        return (2 + 2 * max(len(value) - 1, 0)
+                + sum(stored_json_bytes(str(key)) + 2 + stored_json_bytes(item) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return 2 + 2 * max(len(value) - 1, 0) + sum(stored_json_bytes(item) for item in value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+_EXPONENT = re.compile(rb"[0-9][eE]")
+
+
+def attributes_fit(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Refuses attributes over ATTRIBUTES_BYTES as stored. Their compact JSON (orjson, a
+    microsecond) settles nearly all: spaces at most double it, and only a number with an
+    exponent grows otherwise; the exact count is taken when that could pass the limit."""
+    try:
+        compact = orjson.dumps(attributes, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as error:
+        raise ValueError(f"cannot be stored as JSON: {error}") from None
+    if 2 * len(compact) <= ATTRIBUTES_BYTES and not _EXPONENT.search(compact):
+        return attributes
+    if (size := stored_json_bytes(attributes)) > ATTRIBUTES_BYTES:
+        raise ValueError(f"the attributes are {size:,} bytes as JSON: {_LIMIT}")
+    return attributes
+
+
 class ContactFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,9 +137,16 @@ class ContactFields(BaseModel):
     last_name: str | None = Field(default=None, max_length=200)
     timezone: str | None = None
     marketing_opt_in: StrictBool = False
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: dict[str, Any] = Field(default_factory=dict, description=_ATTRIBUTES)
 
     _zone = field_validator("timezone")(known_zone)
+
+    @field_validator("attributes")
+    @classmethod
+    def _fit(cls, attributes: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if info.context and info.context.get("stored"):
+            return attributes  # read back: a contact stored before the limit can still be read
+        return attributes_fit(attributes)
 
 
 class ContactDraft(ContactFields):
@@ -102,10 +166,11 @@ class ContactPatch(BaseModel):
     last_name: str | None = Field(default=None, max_length=200)
     timezone: str | None = None
     marketing_opt_in: StrictBool = omittable()
-    attributes: dict[str, Any] = omittable()
+    attributes: dict[str, Any] = omittable({"description": f"merged key by key into those stored; {_LIMIT}"})
 
     _email = field_validator("email")(normal_email)
     _zone = field_validator("timezone")(known_zone)
+    _fit = field_validator("attributes")(attributes_fit)
 
 
 class Contact(ContactDraft):

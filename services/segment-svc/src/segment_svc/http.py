@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts.steps import TimeOfDay
 from segment_svc.adapters.imports import ContactImport, ContactImports, Prepared, prepare
 from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, SegmentRepository
-from segment_svc.contacts import Contact, ContactDraft, ContactNotFound, ContactPatch, EmailTaken, known_zone
+from segment_svc.contacts import (
+    Contact,
+    ContactDraft,
+    ContactNotFound,
+    ContactPatch,
+    ContactTooLarge,
+    EmailTaken,
+    known_zone,
+)
 from segment_svc.imports import BadHeader, Batches, Reader
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
 from segment_svc.send_time import SendTimeSuggestion, suggest
@@ -170,6 +178,9 @@ ERRORS = {
     ),
     ContactNotFound: lambda error: Problem(404, "Contact not found", f"no contact {error}"),
     SegmentNotFound: lambda error: Problem(404, "Segment not found", f"no segment {error}"),
+    ContactTooLarge: lambda error: Problem(
+        422, "Contact too large", str(error), errors=[{"path": "$.attributes", "message": str(error)}],
+    ),
     EmailTaken: lambda error: Problem(
         409, "Email already used", f"a contact with {error} exists",
         errors=[{"path": "$.email", "message": "already used by another contact"}],

@@ -3,7 +3,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from segment_svc.contacts import ContactDraft, ContactPatch, _validated, new_contact_id, normal_email
+from contracts.codec import ATTRIBUTES_BYTES
+from segment_svc.contacts import (
+    ContactDraft,
+    ContactPatch,
+    _validated,
+    attributes_fit,
+    new_contact_id,
+    normal_email,
+    stored_json_bytes,
+)
 from servicekit.http import invalid
 
 
@@ -62,3 +71,40 @@ def test_contact_ids_are_version_7_distinct_and_in_time_order():
     milliseconds = [i.int >> 80 for i in ids]
     assert milliseconds == sorted(milliseconds)
     assert abs(milliseconds[-1] - time.time_ns() // 1_000_000) < 5000
+
+
+def test_attributes_larger_than_a_recipient_may_carry_are_refused_naming_the_limit():
+    fits = {"bio": "x" * (ATTRIBUTES_BYTES - 11)}  # {"bio": "..."}: 11 bytes around the text
+    assert stored_json_bytes(fits) == ATTRIBUTES_BYTES
+    assert ContactDraft(email="a@example.com", attributes=fits).attributes == fits
+    with pytest.raises(ValidationError) as error:
+        ContactDraft(email="a@example.com", attributes={"bio": "x" * (ATTRIBUTES_BYTES - 10)})
+    [problem] = invalid(error.value).extra["errors"]
+    assert problem["path"] == "$.attributes" and f"at most {ATTRIBUTES_BYTES:,} bytes" in problem["message"]
+    assert paths(ContactPatch, attributes={"bio": "é" * ATTRIBUTES_BYTES}) == ["$.attributes"]
+
+
+def test_attributes_are_measured_as_postgresql_writes_them():
+    assert stored_json_bytes({"a": [1, 2.5, True, None, "x"], "b": {}}) == len('{"a": [1, 2.5, true, null, "x"], "b": {}}')
+    assert stored_json_bytes([1e16, 1.5e-7]) == len("[10000000000000000, 0.00000015]")
+    assert stored_json_bytes('é"\n\u0001') == len('"é\\"\\n\\u0001"'.encode())
+
+
+def test_numbers_written_with_an_exponent_count_in_full():
+    many = [1e300] * 300  # 1,800 bytes as orjson writes them, 90,000 as PostgreSQL does
+    assert paths(ContactDraft, email="a@example.com", attributes={"n": many}) == ["$.attributes"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=5), st.recursive(
+    st.none() | st.booleans() | st.integers(-10**15, 10**15) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=2000), lambda children: st.lists(children, max_size=30) | st.dictionaries(
+        st.text(max_size=5), children, max_size=30), max_leaves=60), max_size=8))
+def test_the_quick_check_answers_as_the_exact_count_does(attributes):
+    exact = stored_json_bytes(attributes) <= ATTRIBUTES_BYTES
+    try:
+        attributes_fit(attributes)
+        quick = True
+    except ValueError:
+        quick = False
+    assert quick == exact

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contracts import topics
-from contracts.codec import contact_changed_values
-from segment_svc.contacts import new_contact_ids
+from contracts.codec import ATTRIBUTES_BYTES, contact_changed_values
+from segment_svc.contacts import ContactTooLarge, new_contact_ids
 from segment_svc.imports import ImportRow, Rejection
 from servicekit import outbox
 
@@ -58,6 +58,14 @@ FROM import_staging s, contacts before
 WHERE c.email = s.email AND before.id = c.id
 RETURNING c.id, c.email, c.marketing_opt_in, c.change_seq,
           c.marketing_opt_in <> before.marketing_opt_in AS consent_changed
+"""
+
+# Attributes an update would merge beyond what a recipient may carry: those rows are
+# rejected, not stored (the contact keeps what it had).
+_TOO_LARGE_MERGED = """
+DELETE FROM import_staging s USING contacts c
+WHERE c.email = s.email AND octet_length((c.attributes || s.attributes)::text) > $1
+RETURNING s.line, octet_length((c.attributes || s.attributes)::text) AS size
 """
 
 # One that conflicts now was created by another request since the lock.
@@ -117,6 +125,11 @@ class ContactImport:
         )
         updated = []
         if await connection.fetchval(_LOCK_EXISTING):
+            if too_large := await connection.fetch(_TOO_LARGE_MERGED, ATTRIBUTES_BYTES):
+                await self._reject([Rejection(r["line"], f"$.attributes: {ContactTooLarge(r['size'])}")
+                                    for r in too_large])
+                refused = {r["line"] for r in too_large}
+                rows = [row for row in rows if row.line not in refused]
             updated = await connection.fetch(_UPDATE_EXISTING)
         added = await connection.fetch(_ADD_NEW) if len(updated) < len(rows) else []
         told = [r for r in updated if r["consent_changed"]] + added

@@ -13,9 +13,12 @@ from segment_svc.contacts import (
     ContactDraft,
     ContactNotFound,
     ContactPatch,
+    ContactTooLarge,
     EmailTaken,
+    attributes_fit,
     matters_to_the_mailer,
     new_contact_id,
+    stored_json_bytes,
 )
 from segment_svc.criteria import Group, compile_criteria
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
@@ -35,7 +38,10 @@ _RECIPIENT = "recipient, marketing_opt_in, id"
 def _contact(row: asyncpg.Record) -> Contact:
     fields = dict(row)
     fields.pop("change_seq", None)  # the mailer's, not the API's
-    return Contact.model_validate(fields)
+    return Contact.model_validate(fields, context=_STORED)
+
+
+_STORED = {"stored": True}
 
 
 class ContactRepository:
@@ -53,6 +59,8 @@ class ContactRepository:
                 )
             except asyncpg.UniqueViolationError:
                 raise EmailTaken(draft.email) from None
+            except asyncpg.CheckViolationError:  # the recipient it makes (migration 0008)
+                raise ContactTooLarge(stored_json_bytes(draft.attributes)) from None
             contact = _contact(row)
             await outbox.add(connection, contact.changed(row["change_seq"]))
             return contact
@@ -72,6 +80,8 @@ class ContactRepository:
             before = _contact(row)
             merged = before.model_dump() | fields
             merged["attributes"] = before.attributes | (fields.get("attributes") or {})
+            if fields.get("attributes"):
+                _fits_merged(merged["attributes"])
             try:
                 row = await connection.fetchrow(
                     "UPDATE contacts SET email = $2, first_name = $3, last_name = $4, timezone = $5,"
@@ -82,6 +92,8 @@ class ContactRepository:
                 )
             except asyncpg.UniqueViolationError:
                 raise EmailTaken(merged["email"]) from None
+            except asyncpg.CheckViolationError:
+                raise ContactTooLarge(stored_json_bytes(merged["attributes"])) from None
             after = _contact(row)
             if matters_to_the_mailer(before, after):
                 await outbox.add(connection, after.changed(row["change_seq"]))
@@ -104,6 +116,13 @@ class ContactRepository:
             after[1] if after else None, limit,
         )
         return [_contact(row) for row in rows]
+
+
+def _fits_merged(attributes: dict) -> None:
+    try:
+        attributes_fit(attributes)
+    except ValueError:
+        raise ContactTooLarge(stored_json_bytes(attributes)) from None
 
 
 def _segment(row: asyncpg.Record) -> Segment:
