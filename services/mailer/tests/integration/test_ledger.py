@@ -77,3 +77,39 @@ async def test_campaign_states_keep_the_newest_and_every_instance_reads_them(poo
     changed, _ = await store.changed_since(since)
     assert (campaign, CampaignState.COMPLETED, 5) in changed
     assert not await store.follow(campaign, CampaignState.ACTIVE, None), "completed is final"
+
+
+async def test_a_released_claim_is_as_before_neither_refused_nor_counted_as_resent(pool):
+    ledger = Ledger(pool)
+    new, deferred, held, crashed = send_due(), send_due(), send_due(), send_due()
+    await ledger.claim([deferred, held, crashed])
+    await ledger.record([(deferred, Outcome(DeliveryStatus.DEFERRED, 451, "later", datetime.now(UTC))),
+                         (held, Outcome(DeliveryStatus.HELD))])  # `crashed` stays `sending`
+    retried_deferral = deferred.model_copy(update={"attempt": 2})
+    claims = await ledger.claim([new, retried_deferral, held, crashed])
+    assert set(claims) == {new.send_id, deferred.send_id, held.send_id, crashed.send_id}
+    assert claims[crashed.send_id].resent_after_crash and await ledger.resent_after_crash() == 1
+
+    # The SMTP server unusable: every claim released, nothing recorded.
+    await ledger.record([], [(send, claims[send.send_id]) for send in (new, retried_deferral, held, crashed)])
+    rows = {row["send_id"]: (row["status"], row["attempt"])
+            for row in await pool.fetch("SELECT send_id, status, attempt FROM ledger")}
+    assert new.send_id not in rows, "a new row is gone"
+    assert rows[deferred.send_id] == ("deferred", 1) and rows[held.send_id] == ("held", 1)
+    assert rows[crashed.send_id] == ("sending", 1), "a crash leftover stays one"
+
+    again = await ledger.claim([new, retried_deferral, held, crashed])
+    assert set(again) == set(claims), "claimed again, none refused"
+    assert not any(claim.resent_after_crash for claim in again.values()), "the crash leftover is counted once"
+    assert await ledger.resent_after_crash() == 1
+    assert await answers(pool, new) == [], "a released send is not answered"
+
+
+async def test_every_send_a_crash_left_sending_is_counted_once_when_claimed_again(pool):
+    ledger, chunk = Ledger(pool), [send_due() for _ in range(5)]
+    await ledger.claim(chunk)  # ... and the mailer dies before the record
+    claims = await ledger.claim(list(reversed(chunk)))
+    assert all(claim.resent_after_crash for claim in claims.values()), "the first in send_id order too"
+    assert await ledger.resent_after_crash() == 5
+    assert not any(claim.resent_after_crash for claim in (await ledger.claim(chunk)).values())
+    assert await ledger.resent_after_crash() == 5

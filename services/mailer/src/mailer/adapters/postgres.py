@@ -1,5 +1,6 @@
 """The send ledger and the consent cache in Postgres (schema `mailer`)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -14,11 +15,14 @@ from servicekit import outbox
 
 @dataclass(frozen=True)
 class Claim:
-    """A send this mailer may now try: its first attempt time, and whether a crash had
-    caught an earlier try of it mid-transaction."""
+    """A send this mailer may now try: its first attempt time, whether a crash had caught
+    an earlier try of it mid-transaction (counted once, the first time it is found), and
+    its row's (status, attempt) before the claim, None for a new row: what a release puts
+    back."""
 
     first_attempt_at: datetime
     resent_after_crash: bool
+    before: tuple[str, int] | None = None
 
 
 class Ledger:
@@ -36,38 +40,53 @@ class Ledger:
                 latest[send.send_id] = send
         ordered = sorted(latest.values(), key=lambda send: send.send_id)
         async with self._pool.acquire() as connection, connection.transaction():
+            # The rows as they were, locked first: read in the claiming statement itself (a
+            # CTE), the first one came back already changed by it, and looked new.
+            before = {row["send_id"]: (row["status"], row["attempt"]) for row in await connection.fetch(
+                "SELECT send_id, status, attempt FROM ledger WHERE send_id = ANY($1::uuid[])"
+                " ORDER BY send_id FOR UPDATE",
+                [s.send_id for s in ordered],
+            )}
             rows = await connection.fetch(
-                "WITH incoming AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],"
-                "   $5::int[], $6::int[]) AS i(send_id, campaign_id, run_id, contact_id, step_index, attempt)),"
-                " before AS (SELECT l.send_id, l.status FROM ledger l JOIN incoming USING (send_id)"
-                "   ORDER BY l.send_id FOR UPDATE OF l)"
-                " INSERT INTO ledger (send_id, campaign_id, run_id, contact_id, step_index, attempt, status)"
-                " SELECT send_id, campaign_id, run_id, contact_id, step_index, attempt, 'sending'"
-                "   FROM incoming ORDER BY send_id"
+                "INSERT INTO ledger (send_id, campaign_id, run_id, contact_id, step_index, attempt, status)"
+                " SELECT *, 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[],"
+                "   $6::int[]) AS i(send_id, campaign_id, run_id, contact_id, step_index, attempt) ORDER BY send_id"
                 " ON CONFLICT (send_id) DO UPDATE SET status = 'sending', attempt = EXCLUDED.attempt,"
                 "   updated_at = now()"
                 "   WHERE ledger.status = 'sending'"
                 "      OR (ledger.status = 'deferred' AND ledger.attempt < EXCLUDED.attempt)"
                 "      OR (ledger.status = 'held' AND ledger.attempt <= EXCLUDED.attempt)"
-                " RETURNING send_id, first_attempt_at,"
-                "   (SELECT b.status FROM before b WHERE b.send_id = ledger.send_id) AS previous",
+                " RETURNING send_id, first_attempt_at",
                 [s.send_id for s in ordered], [s.campaign_id for s in ordered], [s.run_id for s in ordered],
                 [s.recipient.contact_id for s in ordered], [s.step_index for s in ordered],
                 [s.attempt for s in ordered],
             )
-            crashed = [row["send_id"] for row in rows if row["previous"] == "sending"]
+            crashed = [row["send_id"] for row in rows if before.get(row["send_id"], ("",))[0] == "sending"]
+            counted = set()
             if crashed:
-                await connection.execute(
-                    "INSERT INTO resent_after_crash (send_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING",
+                # A crash leftover released (SMTP unusable) and claimed again is counted once.
+                counted = {row["send_id"] for row in await connection.fetch(
+                    "INSERT INTO resent_after_crash (send_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
+                    " RETURNING send_id",
                     crashed,
-                )
-            return {row["send_id"]: Claim(row["first_attempt_at"], row["previous"] == "sending") for row in rows}
+                )}
+            return {row["send_id"]: Claim(row["first_attempt_at"], row["send_id"] in counted,
+                                          before.get(row["send_id"]))
+                    for row in rows}
 
-    async def record(self, outcomes: list[tuple[SendDue, Outcome]]) -> None:
-        """The outcomes and their email.status events, in one transaction."""
-        if not outcomes:
+    async def record(self, outcomes: list[tuple[SendDue, Outcome]],
+                     released: Sequence[tuple[SendDue, Claim]] = ()) -> None:
+        """The outcomes and their email.status events, and the release of the claims of
+        `released` (sends the SMTP server kept from going), in one transaction. A released
+        send's row is as before its claim (a new one is gone), so that the next claim takes
+        it as if never claimed: neither refused nor counted as resent after a crash."""
+        if not outcomes and not released:
             return
         async with self._pool.acquire() as connection, connection.transaction():
+            if released:
+                await self._release(connection, sorted(released, key=lambda item: item[0].send_id))
+            if not outcomes:
+                return
             await connection.execute(
                 "UPDATE ledger SET status = o.status, smtp_code = o.code, smtp_message = o.message,"
                 " retry_at = o.retry_at, updated_at = now()"
@@ -79,6 +98,22 @@ class Ledger:
                 [o.retry_at for _, o in outcomes],
             )
             await outbox.add(connection, *(_status(send, outcome) for send, outcome in outcomes))
+
+    @staticmethod
+    async def _release(connection: asyncpg.Connection, released: list[tuple[SendDue, Claim]]) -> None:
+        fresh = [send.send_id for send, claim in released if claim.before is None]
+        if fresh:
+            await connection.execute(
+                "DELETE FROM ledger WHERE send_id = ANY($1::uuid[]) AND status = 'sending'", fresh)
+        older = [(send.send_id, *claim.before) for send, claim in released if claim.before is not None]
+        if not older:
+            return
+        await connection.execute(
+            "UPDATE ledger SET status = r.status, attempt = r.attempt, updated_at = now()"
+            " FROM unnest($1::uuid[], $2::text[], $3::int[]) AS r(send_id, status, attempt)"
+            " WHERE ledger.send_id = r.send_id AND ledger.status = 'sending'",
+            [row[0] for row in older], [row[1] for row in older], [row[2] for row in older],
+        )
 
     async def answer_again(self, sends: list[SendDue]) -> int:
         """For sends that came round again though the ledger has their answer (a send.due
