@@ -1,4 +1,5 @@
-"""What the mailer decides, without I/O: consent, outcomes of SMTP answers, retry times."""
+"""What the mailer decides, without I/O: consent, outcomes of SMTP answers (and whose they
+are: the recipient's or the SMTP server's), retry times."""
 
 import random
 from dataclasses import dataclass
@@ -92,3 +93,74 @@ def classify(code: int | None, message: str | None, policy: RetryPolicy, attempt
     if retry_at is None:
         return Outcome(DeliveryStatus.FAILED, code, f"gave up after {attempt} attempts: {message}")
     return Outcome(DeliveryStatus.DEFERRED, code, message, retry_at)
+
+
+class Stage(StrEnum):
+    """Where in an SMTP session an answer came, or none did."""
+
+    CONNECT = "connect"  # TCP, TLS
+    GREETING = "greeting"  # the server's first line (220)
+    EHLO = "ehlo"
+    STARTTLS = "starttls"
+    AUTH = "auth"
+    MAIL_FROM = "mail_from"
+    RCPT_TO = "rcpt_to"  # about this recipient
+    DATA = "data"  # about this message
+
+
+@dataclass(frozen=True)
+class SmtpAnswer:
+    """What became of one SMTP transaction: the answer that ended it (a 2xx to the message,
+    or the refusal), at the stage it came. `code` None: no answer came at all (no
+    connection, a timeout, the connection lost); `handed_over`: the message itself may have
+    reached the server before the answer failed to come."""
+
+    stage: Stage
+    code: int | None
+    text: str
+    handed_over: bool = False
+
+    def __str__(self) -> str:
+        if self.code is None:
+            return f"{self.stage.value}: no answer ({self.text})"
+        return f"{self.stage.value}: {self.code} {self.text}"
+
+
+_ABOUT_THE_SEND = frozenset({Stage.RCPT_TO, Stage.DATA})
+CLOSING = 421  # "service not available, closing transmission channel": whatever the command
+
+
+def is_the_servers(answer: SmtpAnswer) -> bool:
+    """True when the answer says that the SMTP server cannot be used now, and nothing about
+    the recipient or the message: no answer at all, a 421 whenever it comes, and any
+    refusal before RCPT TO (greeting, EHLO, STARTTLS, AUTH, MAIL FROM: the same for every
+    send). Answers to RCPT TO and DATA are the recipient's or the message's."""
+    if answer.code is None or answer.code == CLOSING:
+        return True
+    return answer.stage not in _ABOUT_THE_SEND
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """A send that the SMTP server's trouble kept from going: not the recipient's fault, so
+    no outcome. Its claim is released (tried again as if never claimed), unless the message
+    may have reached the server (`maybe_delivered`): then it stays `sending`, like a send a
+    crash caught mid-transaction, and is counted as resent when it goes again."""
+
+    reason: str
+    maybe_delivered: bool = False
+
+
+class SmtpUnavailable(Exception):
+    """The SMTP server cannot be used now (refused the greeting, AUTH or MAIL FROM, or does
+    not answer): an infrastructure failure. The chunk's sends it kept from going were
+    released; the consumer loop retries the batch until the server is back."""
+
+
+def settle(answer: SmtpAnswer, policy: RetryPolicy, attempt: int, first_attempt_at: datetime, now: datetime,
+           rng: random.Random) -> Outcome | Unsent:
+    """The outcome of a send from its SMTP transaction, or Unsent when the answer was the
+    server's, not the recipient's."""
+    if is_the_servers(answer):
+        return Unsent(str(answer), maybe_delivered=answer.handed_over)
+    return classify(answer.code, answer.text, policy, attempt, first_attempt_at, now, rng)
