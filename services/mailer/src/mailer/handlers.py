@@ -2,7 +2,9 @@
 
 import asyncio
 import random
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -12,15 +14,36 @@ from contracts.events import CampaignActivated, CampaignStatusChanged, ContactCh
 from mailer import metrics
 from mailer.adapters.postgres import CampaignStateStore, Claim, ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
-from mailer.addresses import BadAddress, parse_address
+from mailer.addresses import parse_address
 from mailer.campaigns import CampaignStates
-from mailer.domain import CampaignState, Consent, Outcome, RetryPolicy, classify, newer_consent, stopped_by
+from mailer.domain import (
+    CampaignState,
+    Consent,
+    Outcome,
+    RetryPolicy,
+    SmtpUnavailable,
+    Unsent,
+    classify,
+    newer_consent,
+    settle,
+    stopped_by,
+)
 from mailer.limits import SendingLimits
 from mailer.message import build_message
 from mailer.settings import Settings
+from servicekit.health import HEALTH
 
 log = structlog.get_logger()
 _rng = random.Random()
+
+
+@dataclass
+class SmtpTrouble:
+    """Why the SMTP server was unusable at the last try (None: it was not), shared by the
+    chunks: while it is set, a chunk tries the server with one send before the others, so
+    that a server refusing AUTH is not sent a connection per send on every retry."""
+
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,14 +58,49 @@ class Delivery:
     policy: RetryPolicy
     settings: Settings
     campaigns: CampaignStates
+    trouble: SmtpTrouble = field(default_factory=SmtpTrouble)
 
 
 async def deliver(sends: list[SendDue], delivery: Delivery) -> None:
     """Chunk by chunk: claim in the ledger, send side by side, record the outcomes. A crash
-    can catch at most the chunks in flight between their claim and their record."""
+    can catch at most the chunks in flight between their claim and their record. Raises
+    SmtpUnavailable when the SMTP server cannot be used (the batch is then retried)."""
     size = delivery.settings.delivery_chunk
     for start in range(0, len(sends), size):
         await _chunk(sends[start:start + size], delivery)
+
+
+class _Server:
+    """What one chunk's sends learn of the SMTP server: whether it is unusable (then the
+    sends not yet begun do not try it), and whether it answered a transaction. When it was
+    unusable at the last try, the first send to reach it goes alone (`turn`)."""
+
+    def __init__(self, suspect: bool) -> None:
+        self.unusable: str | None = None
+        self.answered = False
+        self._probing = suspect
+        self._probed = asyncio.Event()
+        self._probe_taken = False
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if self._probing and not self._probe_taken:
+            self._probe_taken = True
+            try:
+                yield
+            finally:  # whatever became of the probe, the others may go (or learn it is unusable)
+                self._probing = False
+                self._probed.set()
+            return
+        if self._probing:
+            await self._probed.wait()
+        yield
+
+    def heard(self, settled: Outcome | Unsent) -> None:
+        if isinstance(settled, Unsent):
+            self.unusable = self.unusable or settled.reason
+        else:
+            self.answered = True
 
 
 async def _chunk(sends: list[SendDue], delivery: Delivery) -> None:
@@ -54,16 +112,44 @@ async def _chunk(sends: list[SendDue], delivery: Delivery) -> None:
     if not claimed:
         return
     consents = await delivery.consent.of([send.recipient.contact_id for send in claimed])
-    outcomes = await asyncio.gather(*(
-        _attempt(send, consents.get(send.recipient.contact_id), claims.pop(send.send_id), delivery)
+    server = _Server(suspect=delivery.trouble.reason is not None)
+    settled = await asyncio.gather(*(
+        _guarded_attempt(send, consents.get(send.recipient.contact_id), claims[send.send_id], delivery, server)
         for send in claimed
     ))
-    await delivery.ledger.record(list(zip(claimed, outcomes, strict=True)))
-    for outcome in outcomes:
+    outcomes = [(send, done) for send, done in zip(claimed, settled, strict=True) if isinstance(done, Outcome)]
+    released = [(send, claims[send.send_id]) for send, done in zip(claimed, settled, strict=True)
+                if isinstance(done, Unsent) and not done.maybe_delivered]
+    await delivery.ledger.record(outcomes, released)
+    for _, outcome in outcomes:
         metrics.SENDS.labels(outcome.status.value).inc()
+    if server.unusable is not None:
+        # The server's trouble, not the recipients': what it kept from going is not failed
+        # but released (or left `sending` when it may have arrived), and the batch retried.
+        delivery.trouble.reason = server.unusable
+        HEALTH.degraded("smtp", server.unusable)
+        log.warning("smtp_unavailable", reason=server.unusable, recorded=len(outcomes), released=len(released),
+                    left_sending=len(claimed) - len(outcomes) - len(released))
+        raise SmtpUnavailable(server.unusable)
+    if server.answered:
+        delivery.trouble.reason = None
+        HEALTH.recovered("smtp")
 
 
-async def _attempt(send: SendDue, cached: Consent | None, claim: Claim, delivery: Delivery) -> Outcome:
+async def _guarded_attempt(send: SendDue, cached: Consent | None, claim: Claim, delivery: Delivery,
+                           server: _Server) -> Outcome | Unsent:
+    """One send's outcome, whatever it meets: nothing one send raises may lose the outcomes
+    of the others."""
+    try:
+        return await _attempt(send, cached, claim, delivery, server)
+    except Exception as error:  # a fault of ours: this send alone is tried again later
+        log.exception("send_attempt_failed", send_id=str(send.send_id))
+        return classify(None, f"unexpected error: {error!r}", delivery.policy, send.attempt,
+                        claim.first_attempt_at, datetime.now(UTC), _rng)
+
+
+async def _attempt(send: SendDue, cached: Consent | None, claim: Claim, delivery: Delivery,
+                   server: _Server) -> Outcome | Unsent:
     if (stopped := stopped_by(delivery.campaigns.state_of(send.campaign_id))) is not None:
         return stopped
     if claim.resent_after_crash:
@@ -81,15 +167,21 @@ async def _attempt(send: SendDue, cached: Consent | None, claim: Claim, delivery
     try:
         address = parse_address(send.recipient.email)
         message = build_message(send, address, settings.mail_from, settings.public_base_url, settings.tracking_secret)
-    except (BadAddress, ValueError) as error:  # nothing any retry could mend
+    except Exception as error:  # a bad address, a template this contact cannot fill: nothing a retry could mend
         return Outcome(DeliveryStatus.FAILED, None, f"cannot build the email: {error}")
-    async with delivery.limits.slot(address.domain), delivery.smtp.connection() as smtp:
+    if server.unusable is not None:
+        return Unsent(server.unusable)
+    async with server.turn(), delivery.limits.slot(address.domain), delivery.smtp.connection() as smtp:
         # Checked again at the last moment: a pause may have come while this send waited.
         if (stopped := stopped_by(delivery.campaigns.state_of(send.campaign_id))) is not None:
             return stopped
-        code, text = await smtp.send(message, settings.envelope_sender, address.envelope,
-                                     smtputf8=address.needs_smtputf8)
-    return classify(code, text, delivery.policy, send.attempt, claim.first_attempt_at, datetime.now(UTC), _rng)
+        if server.unusable is not None:  # found so by another send meanwhile
+            return Unsent(server.unusable)
+        answer = await smtp.send(message, settings.envelope_sender, address.envelope,
+                                 smtputf8=address.needs_smtputf8)
+        settled = settle(answer, delivery.policy, send.attempt, claim.first_attempt_at, datetime.now(UTC), _rng)
+        server.heard(settled)
+    return settled
 
 
 async def remember_consent(events: list[ContactChanged], consent: ConsentCache) -> None:

@@ -1,0 +1,80 @@
+"""The SMTP adapter on the real aiosmtpd server: each refusal comes back as the answer that
+ended the transaction, at its stage, and the domain tells the server's from the recipient's."""
+
+import pytest
+
+from mailer.adapters.smtp import SmtpPool
+from mailer.domain import SmtpAnswer, Stage, is_the_servers
+from mailer.settings import Settings
+from tests.support.ports import free_port
+from tests.support.smtp import SmtpServer
+
+pytestmark = pytest.mark.integration
+
+MESSAGE = b"Subject: hi\r\nMessage-ID: <x@example.com>\r\n\r\nHello\r\n"
+
+
+async def send_one(port: int, auth: tuple[str, str] | None = None, smtp_timeout: float = 5.0) -> SmtpAnswer:
+    user, password = auth or (None, None)
+    pool = SmtpPool(Settings(smtp_port=port, smtp_username=user, smtp_password=password, smtp_connections=1,
+                             smtp_timeout_seconds=smtp_timeout))
+    try:
+        async with pool.connection() as connection:
+            return await connection.send(MESSAGE, "news@example.com", "ada@example.com")
+    finally:
+        await pool.close()
+
+
+async def test_a_message_accepted_is_a_2xx_to_its_data():
+    with SmtpServer(auth=("user", "secret")) as smtp:
+        answer = await send_one(smtp.port, ("user", "secret"))
+    assert (answer.stage, answer.code) == (Stage.DATA, 250) and not is_the_servers(answer)
+    assert len(smtp.received) == 1
+
+
+@pytest.mark.parametrize(("refuse", "stage", "code"), [
+    ("refuse_greeting", Stage.GREETING, 554),
+    ("refuse_auth", Stage.AUTH, 535),
+    ("refuse_mail_from", Stage.MAIL_FROM, 550),
+])
+async def test_the_server_refusing_before_the_recipient_is_the_servers_trouble(refuse, stage, code):
+    with SmtpServer(auth=("user", "secret")) as smtp:
+        getattr(smtp, refuse)(60)
+        answer = await send_one(smtp.port, ("user", "secret"))
+    assert (answer.stage, answer.code) == (stage, code), answer
+    assert is_the_servers(answer)
+    assert not smtp.received
+
+
+async def test_wrong_credentials_are_an_auth_refusal_and_no_server_is_no_answer():
+    with SmtpServer(auth=("user", "secret")) as smtp:
+        answer = await send_one(smtp.port, ("user", "wrong"))
+    assert (answer.stage, answer.code) == (Stage.AUTH, 535) and is_the_servers(answer)
+    nobody = await send_one(free_port(), smtp_timeout=2)
+    assert (nobody.stage, nobody.code) == (Stage.CONNECT, None) and is_the_servers(nobody)
+
+
+@pytest.mark.parametrize(("answer", "code"), [("550 5.1.1 no such user", 550), ("452 4.2.2 mailbox full", 452),
+                                               ("554 5.7.1 looks like spam", 554)])
+async def test_answers_to_the_message_are_the_recipients(answer, code):
+    with SmtpServer() as smtp:
+        smtp.handler.answer_next(answer)
+        first = await send_one(smtp.port)
+        assert (first.stage, first.code) == (Stage.DATA, code) and not is_the_servers(first)
+        assert (await send_one(smtp.port)).code == 250, "the session goes on after the refusal"
+
+
+async def test_a_kept_connection_the_server_dropped_is_opened_again_at_once():
+    with SmtpServer() as smtp:
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1))
+        try:
+            async with pool.connection() as connection:
+                assert (await connection.send(MESSAGE, "news@example.com", "a@example.com")).code == 250
+            smtp.handler.hang_ups = 1  # the next MAIL FROM finds the connection gone
+            async with pool.connection() as connection:
+                again = await connection.send(MESSAGE, "news@example.com", "b@example.com")
+        finally:
+            await pool.close()
+    assert (again.stage, again.code) == (Stage.DATA, 250), again
+    assert smtp.handler.hang_ups == 0
+    assert [mail.envelope_to for mail in smtp.received] == [["a@example.com"], ["b@example.com"]]
