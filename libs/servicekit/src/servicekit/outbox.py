@@ -4,6 +4,15 @@ publishes, then deletes what it published.
 One relay publishes at a time per schema (a transaction-scoped advisory lock), so events
 leave in the order they were written, whichever instance's relay is running. While Kafka
 is down the batch's transaction rolls back and is tried again; requests keep succeeding.
+
+A message no broker will ever take (larger than `max_message_bytes`, or refused by the
+producer or the broker as too large) would hold up every row after it for ever: it is set
+aside instead, in the table `outbox_rejected` with the error (made when first needed),
+logged as an error and counted (`outbox_rejected_messages_total` on /metrics), and the
+relay goes on. Nothing else is ever set aside: any other failure is retried.
+`max_message_bytes` must not exceed what the broker takes (message.max.bytes, 1,048,588
+by default): one the broker refuses is set aside too, but aiokafka's idempotent producer
+then fails its later sends to that partition (OutOfOrderSequenceNumber) until restarted.
 """
 
 import asyncio
@@ -12,12 +21,34 @@ from collections.abc import Iterable
 
 import asyncpg
 import structlog
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
+from prometheus_client import Counter
 
-from contracts.codec import Message, encode, encode_headers
+from contracts.codec import MESSAGE_BYTES, Message, encode, encode_headers, message_size
 from contracts.events import Event
+from servicekit.health import REGISTRY
 from servicekit.kafka import EventPublisher, correlation_id
 
 log = structlog.get_logger()
+
+# What says a message is too large for any retry to help (the producer's max_request_size,
+# the broker's message.max.bytes or segment size).
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+REJECTED = Counter("outbox_rejected_messages", "Outbox messages too large to publish, set aside in outbox_rejected",
+                   ["topic"], registry=REGISTRY)
+
+_REJECTED_TABLE = """
+CREATE TABLE IF NOT EXISTS outbox_rejected (
+    id          bigserial   PRIMARY KEY,
+    outbox_id   bigint      NOT NULL,
+    topic       text        NOT NULL,
+    key         bytea       NOT NULL,
+    value       bytea,
+    headers     jsonb       NOT NULL,
+    error       text        NOT NULL,
+    rejected_at timestamptz NOT NULL DEFAULT now()
+)
+"""
 
 
 async def add(connection: asyncpg.Connection, *events: Event) -> None:
@@ -64,10 +95,12 @@ def _stored(headers: list[tuple[str, bytes]]) -> list[list[str]]:
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, publisher: EventPublisher, batch_size: int = 500) -> None:
+    def __init__(self, pool: asyncpg.Pool, publisher: EventPublisher, batch_size: int = 500,
+                 max_message_bytes: int = MESSAGE_BYTES) -> None:
         self._pool = pool
         self._publisher = publisher
         self._batch_size = batch_size
+        self._max_message_bytes = max_message_bytes
 
     async def run(self, stop: asyncio.Event, idle_wait: float = 0.1) -> None:
         failures = 0
@@ -87,8 +120,8 @@ class OutboxRelay:
                     pass
 
     async def publish_batch(self) -> int:
-        """Rows published; a full batch's worth when a bundle was among them, so that the
-        relay goes on at once."""
+        """Rows published (or set aside); a full batch's worth when a bundle was among them,
+        so that the relay goes on at once."""
         async with self._pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema()))"
@@ -105,15 +138,57 @@ class OutboxRelay:
             if bundled == 0:  # a bundle goes alone, read only now: it may hold thousands
                 rows = rows[:1]
                 data = await connection.fetchval("SELECT messages FROM outbox WHERE id = $1", rows[0]["id"])
-                messages = [_message(rows[0], key, value) for key, value in unbundle(data)]
+                messages = [(rows[0]["id"], _message(rows[0], key, value)) for key, value in unbundle(data)]
             else:  # the single rows, up to the next bundle
                 rows = rows[:bundled]
-                messages = [_message(row, row["key"], row["value"]) for row in rows]
-            await self._publisher.send_all(messages)
+                messages = [(row["id"], _message(row, row["key"], row["value"])) for row in rows]
+            refused = await self._publish(messages)
+            if refused:
+                await _set_aside(connection, refused)
             # Kafka keeps what was published; kept here too, the rows (and a million-contact
             # import's bundles) would only grow the table.
             await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
             return self._batch_size if bundled is not None else len(rows)
+
+    async def _publish(self, messages: list[tuple[int, Message]]) -> list[tuple[int, Message, str]]:
+        """Publishes the messages in order; returns those too large to publish, with why.
+        Any other failure raises: the batch is tried again."""
+        refused, pending = [], []
+        for row_id, message in messages:
+            size = message_size(message)
+            if size > self._max_message_bytes:
+                refused.append((row_id, message, f"{size:,} bytes, over the {self._max_message_bytes:,} a message may have"))
+                continue
+            try:
+                pending.append((row_id, message, await self._publisher.send(message)))
+            except TOO_LARGE as error:  # the producer's own limit
+                refused.append((row_id, message, repr(error)))
+        outcomes = await asyncio.gather(*(delivered for _, _, delivered in pending), return_exceptions=True)
+        again = []
+        for (row_id, message, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, TOO_LARGE):
+                again.append((row_id, message))  # refused by the broker, maybe with the smaller ones of its batch
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        for row_id, message in again:  # alone, so that only what is too large by itself is set aside
+            try:
+                await (await self._publisher.send(message))
+            except TOO_LARGE as error:
+                refused.append((row_id, message, repr(error)))
+        return refused
+
+
+async def _set_aside(connection: asyncpg.Connection, refused: list[tuple[int, Message, str]]) -> None:
+    """Keeps what could not be published, with the error, where an operator can find it."""
+    await connection.execute(_REJECTED_TABLE)  # under the relay's lock: one creator at a time
+    await connection.executemany(
+        "INSERT INTO outbox_rejected (outbox_id, topic, key, value, headers, error) VALUES ($1, $2, $3, $4, $5, $6)",
+        [(row_id, m.topic, m.key, m.value, _stored(m.headers), error) for row_id, m, error in refused],
+    )
+    for row_id, message, error in refused:
+        log.error("outbox_message_rejected", outbox_id=row_id, topic=message.topic, key=message.key[:100].decode(errors="replace"),
+                  bytes=message_size(message), error=error[:500])
+        REJECTED.labels(message.topic).inc()
 
 
 def _message(row, key: bytes, value: bytes | None) -> Message:
