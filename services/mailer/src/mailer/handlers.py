@@ -1,6 +1,7 @@
 """What the mailer does with send.due batches and with contact.changed."""
 
 import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ import structlog
 from contracts.enums import CampaignStatus, DeliveryStatus
 from contracts.events import CampaignActivated, CampaignStatusChanged, ContactChanged, SendDue
 from mailer import metrics
-from mailer.adapters.postgres import CampaignStateStore, Claim, ConsentCache, Ledger
+from mailer.adapters.postgres import UNAVAILABLE, CampaignStateStore, Claim, ConsentCache, Ledger
 from mailer.adapters.smtp import SmtpPool
 from mailer.addresses import parse_address
 from mailer.campaigns import CampaignStates
@@ -120,7 +121,7 @@ async def _chunk(sends: list[SendDue], delivery: Delivery) -> None:
     outcomes = [(send, done) for send, done in zip(claimed, settled, strict=True) if isinstance(done, Outcome)]
     released = [(send, claims[send.send_id]) for send, done in zip(claimed, settled, strict=True)
                 if isinstance(done, Unsent) and not done.maybe_delivered]
-    await delivery.ledger.record(outcomes, released)
+    await _record(delivery.ledger, outcomes, released)
     for _, outcome in outcomes:
         metrics.SENDS.labels(outcome.status.value).inc()
     if server.unusable is not None:
@@ -134,6 +135,23 @@ async def _chunk(sends: list[SendDue], delivery: Delivery) -> None:
     if server.answered:
         delivery.trouble.reason = None
         HEALTH.recovered("smtp")
+
+
+async def _record(ledger: Ledger, outcomes: list, released: list) -> None:
+    """The chunk's outcomes, once the database takes them: they are what the SMTP server
+    said, so while the database is away they are kept and offered again, not sent again
+    (the consumer loop's retry would re-send the chunk, and count it `resent_after_crash`)."""
+    for tries in itertools.count():
+        try:
+            await ledger.record(outcomes, released)
+        except UNAVAILABLE as error:
+            HEALTH.degraded("database", repr(error))
+            log.warning("outcomes_not_recorded_yet", tries=tries + 1, outcomes=len(outcomes), error=repr(error))
+            await asyncio.sleep(min(5.0, 0.2 * 2 ** tries))
+        else:
+            if tries:
+                HEALTH.recovered("database")
+            return
 
 
 async def _guarded_attempt(send: SendDue, cached: Consent | None, claim: Claim, delivery: Delivery,

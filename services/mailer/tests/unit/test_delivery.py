@@ -199,3 +199,28 @@ async def test_a_message_whose_answer_was_lost_stays_sending_to_be_counted_when_
     assert ledger.status == {batch[0].send_id: "sending"} and not ledger.released
     claims = await ledger.claim(batch)
     assert claims[batch[0].send_id].resent_after_crash, "found mid-transaction, like after a crash"
+
+
+async def test_outcomes_the_database_cannot_take_yet_are_kept_and_not_sent_again(monkeypatch):
+    monkeypatch.setattr(handlers.asyncio, "sleep", _no_wait)
+    ledger, smtp = FakeLedger(), FakeSmtp(lambda _: ACCEPTED)
+    record, away = ledger.record, {"left": 3}
+
+    async def flaky_record(outcomes, released=()):
+        if away["left"]:
+            away["left"] -= 1
+            raise ConnectionRefusedError("the database is away")
+        await record(outcomes, released)
+
+    ledger.record = flaky_record
+    batch = sends(10)
+    await handlers.deliver(batch, delivery(ledger, smtp))
+    assert ledger.by_status() == {"sent": 10} and ledger.records == 1
+    assert len(smtp.transactions) == 10, "each email sent once: its outcome waited for the database"
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _no_wait(seconds: float) -> None:
+    await _real_sleep(0)

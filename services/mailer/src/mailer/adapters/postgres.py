@@ -25,6 +25,12 @@ class Claim:
     before: tuple[str, int] | None = None
 
 
+# What the database being away (stopped, restarting, unreachable) looks like from asyncpg:
+# work that meets it is kept and tried again, not failed.
+UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+               asyncpg.AdminShutdownError, asyncpg.ConnectionFailureError)
+
+
 class Ledger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
