@@ -47,7 +47,8 @@ def background(app: web.Application, settings: Settings):
 
         async def on_activated(event):
             await handlers.evaluate_segment(
-                event, app[SEGMENTS], evaluations, publisher, settings.evaluation_batch_size, app[HISTORY]
+                event, app[SEGMENTS], evaluations, publisher, settings.evaluation_batch_size, app[HISTORY],
+                message_bytes=settings.kafka_message_bytes,
             )
 
         async def on_upserted(event):
@@ -62,6 +63,7 @@ def background(app: web.Application, settings: Settings):
              topics.EMAIL_ENGAGEMENT: on_engagement},
         )
         loop = ConsumerLoop(settings.kafka_bootstrap_servers, Topics(settings.kafka_topic_prefix), subscription, publisher)
-        return [loop.run(stop), OutboxRelay(pool, publisher).run(stop)]
+        relay = OutboxRelay(pool, publisher, max_message_bytes=settings.kafka_message_bytes)
+        return [loop.run(stop), relay.run(stop)]
 
     return tasks

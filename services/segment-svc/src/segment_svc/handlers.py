@@ -3,16 +3,20 @@
 import asyncio
 from uuid import UUID
 
+import orjson
 import structlog
+from prometheus_client import Counter
 
-from contracts.codec import Message, segment_evaluated_message
+from contracts.codec import MESSAGE_BYTES, Message, segment_evaluated_message, segment_evaluated_room
 from contracts.enums import EngagementKind
 from contracts.events import CampaignActivated, ContactUpserted, EmailEngagement
 from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, ContactNotFound, ContactPatch, EmailTaken
 from segment_svc.criteria import Group
+from segment_svc.evaluation import SEND_HOUR_BYTES, RecipientBatches
 from segment_svc.segments import SegmentNotFound
 from segment_svc.send_time import best_hour, contact_best_hour, segment_profile
+from servicekit.health import REGISTRY
 from servicekit.kafka import EventPublisher, Rejected, correlation_id
 
 log = structlog.get_logger()
@@ -27,8 +31,15 @@ async def evaluate_segment(
     publisher: EventPublisher,
     batch_size: int,
     history: EngagementHistory | None = None,
+    message_bytes: int = MESSAGE_BYTES,
 ) -> None:
     """Publishes the run's recipients in batches; the last says how many matched.
+
+    Batches hold at most `batch_size` recipients and `message_bytes` each (evaluation.py):
+    contacts are read in id order and criteria judged as of the activation, so an
+    evaluation done again (segment-svc died after publishing some batches, before
+    recording the run) publishes the same batches when the contacts are the same; when
+    they changed meanwhile, the scheduler keeps every recipient either attempt sent it.
 
     Marketing consent is not filtered here (the mailer checks it at send time) but the
     count of opted-in matches is reported. A redelivered event publishes nothing. With
@@ -39,21 +50,45 @@ async def evaluate_segment(
         return
     criteria = await _criteria_of(segments, event.segment_id)
     hours = await BestHours.of(history, criteria) if event.optimize_send_time and history else None
+    cutter = RecipientBatches(batch_size, segment_evaluated_room(message_bytes, correlation_id.get()),
+                              extra=SEND_HOUR_BYTES if hours else 0)
     batch_no = total = opted_in = 0
-    pending: list = []
+    pending: list[str] | None = None  # held back: the last batch says is_last
     delivered = []  # batches go out back to back; the run is recorded once the broker has all
-    async for rows in evaluations.matches(criteria, batch_size):
-        if pending:
-            delivered.append(await publisher.send(_batch(event, batch_no, pending)))
-            batch_no += 1
-        pending = await hours.add_to(rows) if hours else [row["recipient"] for row in rows]
+    async for rows in evaluations.matches(criteria, batch_size, now=event.activated_at):
+        measured = [row["recipient"] for row in rows]
+        for batch in cutter.add(await hours.add_to(rows) if hours else measured, measured):
+            if pending is not None:
+                delivered.append(await publisher.send(_batch(event, batch_no, pending)))
+                batch_no += 1
+            pending = batch
         total += len(rows)
         opted_in += sum(1 for row in rows if row["marketing_opt_in"])
-    delivered.append(await publisher.send(_batch(event, batch_no, pending, is_last=True, total=total,
+    last = cutter.rest()
+    if pending is not None and last:
+        delivered.append(await publisher.send(_batch(event, batch_no, pending)))
+        batch_no += 1
+    elif pending is not None:
+        last = pending
+    delivered.append(await publisher.send(_batch(event, batch_no, last, is_last=True, total=total,
                                                  opted_in=opted_in)))
     await asyncio.gather(*delivered)
+    _too_large(cutter.too_large, message_bytes)
     await evaluations.record(event.run_id, event.campaign_id, event.segment_id, total, opted_in)
     log.info("segment_evaluated", total_matched=total, opted_in_matched=opted_in, batches=batch_no + 1)
+
+
+RECIPIENTS_TOO_LARGE = Counter("recipients_too_large", "Matched contacts too large for a segment.evaluated message,"
+                               " left out of their run (stored before contacts were limited)", registry=REGISTRY)
+
+
+def _too_large(recipients: list[tuple[str, int]], message_bytes: int) -> None:
+    """Contacts the run cannot carry: only those stored before attributes were limited."""
+    for recipient, size in recipients:
+        contact_id = orjson.loads(recipient)["contact_id"]
+        log.error("recipient_too_large_left_out", contact_id=contact_id, recipient_bytes=size,
+                  message_bytes=message_bytes)
+        RECIPIENTS_TOO_LARGE.inc()
 
 
 class BestHours:
