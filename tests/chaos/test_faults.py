@@ -112,11 +112,13 @@ async def scenario(chaos_servers, tmp_path):
     """A fresh system on the chaos servers; `await scenario(replicas=2)` for two of each consumer."""
     systems = []
 
-    async def start(replicas: int = 1, **env: str) -> Scenario:
+    async def start(replicas: int = 1, auth: tuple[str, str] | None = None, **env: str) -> Scenario:
         database_url = await create_database(POSTGRES_URL)
         prefix = f"c{uuid.uuid4().hex[:10]}."
         await ensure_topics(KAFKA_BOOTSTRAP, prefix)
-        smtp = SmtpServer().__enter__()
+        smtp = SmtpServer(auth=auth).__enter__()
+        if auth:
+            env = {"SMTP_USERNAME": auth[0], "SMTP_PASSWORD": auth[1], **env}
         system = System(database_url, KAFKA_BOOTSTRAP, prefix, smtp.port, tmp_path,
                         extra_env={"SMTP_RETRY_INITIAL_SECONDS": "1", "SMTP_RETRY_MAX_SECONDS": "2", **env})
         systems.append((system, smtp))
@@ -212,3 +214,40 @@ async def test_a_contact_upserted_with_a_header_not_utf8_is_dead_lettered_and_th
     assert await chaos.dead_letters() == {"contact.upserted.dlq": 1}
     assert not await created(bad), "the bad one made no contact"
     assert chaos.system.processes["segment-svc"].poll() is None, "segment-svc goes on"
+
+
+async def test_contacts_a_template_cannot_render_for_fail_alone_and_the_others_get_one_email(scenario):
+    chaos = await scenario()
+    await chaos.campaign_of(200, subject="Hi {{ first_name.title() }}", without_first_name=20)
+    await chaos.activate()
+    await eventually(chaos.completed, "the campaign completes", timeout=120, every=0.5)
+
+    async def counted():
+        stats = await chaos.gateway.ok("GET", f"/api/campaigns/{chaos.campaign}/stats")
+        return stats["sent"] + stats["failed"] == 200 and stats
+
+    stats = await eventually(counted, "every outcome counted", timeout=30)
+    print(f"\ntemplate: sent {stats['sent']}, failed {stats['failed']}, received {len(chaos.received())}")
+    assert (stats["sent"], stats["failed"]) == (180, 20)
+    assert len(chaos.received()) == chaos.distinct() == 180, "one email each"
+    assert not await chaos.dead_letters()
+
+
+async def test_smtp_auth_refused_for_a_while_delays_delivery_and_fails_no_one(scenario):
+    chaos = await scenario(auth=("campaigns", "secret"))
+    await chaos.campaign_of(sized(1_000, 5_000))
+    refused_for = sized(15, 60)
+    chaos.smtp.refuse_auth(refused_for)
+    await chaos.activate()
+    health = await eventually(lambda: _degraded(chaos), "the mailer says it is degraded", timeout=60)
+    await chaos.all_delivered(timeout=refused_for + sized(120, 300))
+    stats = await chaos.gateway.ok("GET", f"/api/campaigns/{chaos.campaign}/stats")
+    print(f"auth refused {chaos.smtp.refused['auth']} times over {refused_for} s; health then: {health}")
+    assert stats["failed"] == 0 and stats["sent"] == chaos.size, stats
+
+
+async def _degraded(chaos: Scenario) -> dict | None:
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{chaos.system.ports['mailer']}/healthz") as answer:
+        health = await answer.json()
+    return health if health["status"] == "degraded" else None
