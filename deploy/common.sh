@@ -6,10 +6,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 INSTANCE="${INSTANCE:-dev}"
 export STATE_DIR="${STATE_DIR:-$ROOT/.local/$INSTANCE}"
+# Below Linux's ephemeral range (32768-60999), where the clients' own outgoing connections
+# take their ports: a broker restarted on a port there could find it taken by a client
+# reconnecting to itself. The tests' services take theirs from 20000-29999 (tests/support/ports.py).
 if [ "$INSTANCE" = "test" ]; then
-  PG_PORT="${PG_PORT:-55433}"; KAFKA_PORT="${KAFKA_PORT:-59093}"; KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59193}"
+  PG_PORT="${PG_PORT:-15433}"; KAFKA_PORT="${KAFKA_PORT:-19093}"; KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19193}"
 else
-  PG_PORT="${PG_PORT:-55432}"; KAFKA_PORT="${KAFKA_PORT:-59092}"; KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59192}"
+  PG_PORT="${PG_PORT:-15432}"; KAFKA_PORT="${KAFKA_PORT:-19092}"; KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19192}"
 fi
 PG_USER=campaigns
 PG_PASSWORD=campaigns

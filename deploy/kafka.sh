@@ -62,6 +62,10 @@ JAVA_ARGS=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
   "-Dlog4j.configuration=file:$HOME_DIR/log4j.properties" -cp "$LIBS/*")
 
 start() {
+  if running && ! grep -q "^listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT," "$HOME_DIR/server.properties"; then
+    say "running on another port than $KAFKA_PORT: restarting"  # an instance from before a port change
+    stop
+  fi
   if running; then say "already running on $KAFKA_BOOTSTRAP_SERVERS"; return 0; fi
   port_free "$KAFKA_PORT"
   port_free "$KAFKA_CONTROLLER_PORT"

@@ -40,6 +40,11 @@ start() {
     say "initialising a cluster in $DATA"
     as_owner "$bin/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >/dev/null
   fi
+  local running_port; running_port=$(sed -n 4p "$DATA/postmaster.pid" 2>/dev/null || true)
+  if as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1 && [ "$running_port" != "$PG_PORT" ]; then
+    say "running on port $running_port, not $PG_PORT: restarting"  # an instance from before a port change
+    as_owner "$bin/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+  fi
   if as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
     say "already running on port $PG_PORT"
   else

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_URL = "postgresql://campaigns:campaigns@127.0.0.1:55433/campaigns"
-KAFKA_BOOTSTRAP = "127.0.0.1:59093"
+POSTGRES_URL = "postgresql://campaigns:campaigns@127.0.0.1:15433/campaigns"
+KAFKA_BOOTSTRAP = "127.0.0.1:19093"
 
 
 def start_local(script: str) -> None:

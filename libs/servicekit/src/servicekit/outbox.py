@@ -7,7 +7,7 @@ is down the batch's transaction rolls back and is tried again; requests keep suc
 
 A message no broker will ever take (larger than `max_message_bytes`, or refused by the
 producer or the broker as too large) would hold up every row after it for ever: it is set
-aside instead, in the table `outbox_rejected` with the error (made when first needed),
+aside instead, in the table `outbox_rejected` with the error (sql/0000_outbox_rejected.sql),
 logged as an error and counted (`outbox_rejected_messages_total` on /metrics), and the
 relay goes on. Nothing else is ever set aside: any other failure is retried.
 `max_message_bytes` must not exceed what the broker takes (message.max.bytes, 1,048,588
@@ -26,7 +26,7 @@ from prometheus_client import Counter
 
 from contracts.codec import MESSAGE_BYTES, Message, encode, encode_headers, message_size
 from contracts.events import Event
-from servicekit.health import REGISTRY
+from servicekit.health import HEALTH, REGISTRY
 from servicekit.kafka import EventPublisher, correlation_id
 
 log = structlog.get_logger()
@@ -36,19 +36,6 @@ log = structlog.get_logger()
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 REJECTED = Counter("outbox_rejected_messages", "Outbox messages too large to publish, set aside in outbox_rejected",
                    ["topic"], registry=REGISTRY)
-
-_REJECTED_TABLE = """
-CREATE TABLE IF NOT EXISTS outbox_rejected (
-    id          bigserial   PRIMARY KEY,
-    outbox_id   bigint      NOT NULL,
-    topic       text        NOT NULL,
-    key         bytea       NOT NULL,
-    value       bytea,
-    headers     jsonb       NOT NULL,
-    error       text        NOT NULL,
-    rejected_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 async def add(connection: asyncpg.Connection, *events: Event) -> None:
@@ -108,9 +95,11 @@ class OutboxRelay:
             try:
                 published = await self.publish_batch()
                 failures = 0
+                HEALTH.recovered("outbox")
             except Exception as error:  # Kafka or Postgres away: back off, keep the rows
                 failures += 1
                 published = 0
+                HEALTH.degraded("outbox", repr(error))
                 log.warning("outbox_publish_failed", error=repr(error), failures=failures)
             if published < self._batch_size:
                 wait = idle_wait if failures == 0 else min(0.5 * 2**failures, 10.0)
@@ -180,7 +169,6 @@ class OutboxRelay:
 
 async def _set_aside(connection: asyncpg.Connection, refused: list[tuple[int, Message, str]]) -> None:
     """Keeps what could not be published, with the error, where an operator can find it."""
-    await connection.execute(_REJECTED_TABLE)  # under the relay's lock: one creator at a time
     await connection.executemany(
         "INSERT INTO outbox_rejected (outbox_id, topic, key, value, headers, error) VALUES ($1, $2, $3, $4, $5, $6)",
         [(row_id, m.topic, m.key, m.value, _stored(m.headers), error) for row_id, m, error in refused],

@@ -7,8 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
-    database_url: str = "postgresql://campaigns:campaigns@127.0.0.1:55432/campaigns"
-    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    database_url: str = "postgresql://campaigns:campaigns@127.0.0.1:15432/campaigns"
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_topic_prefix: str = ""
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"

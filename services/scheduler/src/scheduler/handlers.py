@@ -17,6 +17,7 @@ from contracts.events import (
 from scheduler.adapters.postgres import SendStore
 from scheduler.domain import Run, share_window
 from servicekit import outbox
+from servicekit.health import HEALTH
 from servicekit.kafka import EventPublisher, correlation_id
 
 log = structlog.get_logger()
@@ -170,7 +171,9 @@ class DueSends:
         while not stop.is_set():
             try:
                 emitted = await self.emit()
+                HEALTH.recovered("due-poller")
             except Exception as error:  # Kafka or Postgres away: the rows stay (or are again) pending
+                HEALTH.degraded("due-poller", repr(error))
                 log.warning("emit_failed", error=repr(error))
                 emitted = 0
             if emitted < self._batch_size:
