@@ -57,7 +57,7 @@ test: deps tools
 chaos: deps  # the test instance, as for make test, and the fault scenarios at full size
 	@INSTANCE=test deploy/postgres.sh start
 	@INSTANCE=test deploy/kafka.sh start
-	@FAULT_SCALE=full .venv/bin/python -m pytest -q tests/chaos
+	@FAULT_SCALE=full .venv/bin/python -m pytest -q tests/chaos tests/e2e/test_sizes.py
 
 unit: deps
 	@.venv/bin/python -m pytest -q -m "not e2e and not integration" libs services

@@ -15,12 +15,10 @@ Target (issue 11): the small campaign's emails all out within 5 s.
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -30,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import SmtpSink, fresh_topics, report, servers, until  # noqa: E402
 
+from tests.support.audience import campaign_to  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.servers import create_database, drop_database  # noqa: E402
 from tests.support.system import Gateway, System  # noqa: E402
@@ -41,23 +40,9 @@ class Audience:
         self.id: str | None = None
 
     async def prepare(self) -> "Audience":
-        for start in range(0, self.size, 50_000):
-            lines = (json.dumps({"email": f"c{i}@{self.tag}.example.com", "first_name": f"C{i}",
-                                 "marketing_opt_in": True, "attributes": {"tag": self.tag}})
-                     for i in range(start, min(self.size, start + 50_000)))
-            status, answer = await self.gateway.send("/api/contacts/import", "\n".join(lines).encode(),
-                                                     "application/x-ndjson")
-            assert status == 200, answer
-        segment = await self.gateway.ok("POST", "/api/segments", {"name": self.tag, "criteria": {
-            "operator": "AND", "conditions": [{"field": "attributes.tag", "op": "eq", "value": self.tag}]}},
-            expect=201)
-        campaign = await self.gateway.ok("POST", "/api/campaigns", {
-            "name": self.tag, "segment_id": segment["id"], "start_date": datetime.now(UTC).date().isoformat(),
-            "start_time_of_day": "00:00", "content": {
-                "subject": "Hi {{ first_name }}", "text": "Hello {{ first_name }}",
-                "html": '<p>Hello {{ first_name }}, <a href="https://shop.example/new">see what is new</a></p>'}},
-            expect=201)
-        self.id = campaign["id"]
+        self.id = await campaign_to(
+            self.gateway, self.tag, self.size, "Hi {{ first_name }}",
+            html='<p>Hello {{ first_name }}, <a href="https://shop.example/new">see what is new</a></p>')
         return self
 
     async def activate(self) -> None:

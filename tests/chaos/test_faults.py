@@ -9,7 +9,6 @@ import json
 import re
 import time
 import uuid
-from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
@@ -19,6 +18,7 @@ from contracts.topics import ALL_TOPICS, DLQ_SUFFIX
 from servicekit.kafka import Topics
 from servicekit.topics import ensure_topics
 from tests.chaos.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
+from tests.support.audience import campaign_to
 from tests.support.kafka import message_count
 from tests.support.polling import eventually
 from tests.support.scale import sized
@@ -40,22 +40,9 @@ class Scenario:
 
     async def campaign_of(self, size: int, subject: str = "Hi {{ first_name }}", without_first_name: int = 0) -> None:
         self.size = size
-        lines = (json.dumps({"email": f"c{i}@{self.tag}.example.com", "marketing_opt_in": True,
-                             "attributes": {"tag": self.tag}, **({} if i < without_first_name else
-                                                                 {"first_name": f"C{i}"})})
-                 for i in range(size))
-        status, report = await self.gateway.send("/api/contacts/import", "\n".join(lines).encode(),
-                                                 "application/x-ndjson")
-        assert status == 200 and report["inserted"] == size, report
-        segment = await self.gateway.ok("POST", "/api/segments", {"name": self.tag, "criteria": {
-            "operator": "AND", "conditions": [{"field": "attributes.tag", "op": "eq", "value": self.tag}]}},
-            expect=201)
-        campaign = await self.gateway.ok("POST", "/api/campaigns", {
-            "name": self.tag, "segment_id": segment["id"], "start_date": datetime.now(UTC).date().isoformat(),
-            "start_time_of_day": "00:00", "content": {
-                "subject": subject, "text": "Hello",
-                "html": '<p>Hello, <a href="https://shop.example/new">see what is new</a></p>'}}, expect=201)
-        self.campaign = campaign["id"]
+        self.campaign = await campaign_to(
+            self.gateway, self.tag, size, subject, without_first_name=without_first_name,
+            html='<p>Hello, <a href="https://shop.example/new">see what is new</a></p>')
 
     async def activate(self) -> None:
         await self.gateway.ok("PUT", f"/api/campaigns/{self.campaign}/status", {"status": "active"})

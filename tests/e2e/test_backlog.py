@@ -1,14 +1,13 @@
 """The lifecycle with thousands of emails queued, through the five services, with the
 default retry settings and an SMTP server that can be slowed to ~200 messages/s."""
 
-import json
 import time
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from tests.e2e.conftest import running_system
+from tests.support.audience import campaign_to
 from tests.support.polling import eventually, never
 from tests.support.system import wait_healthy
 
@@ -34,19 +33,7 @@ class Campaign:
         self.id: str | None = None
 
     async def prepare(self) -> "Campaign":
-        lines = (json.dumps({"email": f"c{i}@{self.tag}.example.com", "first_name": f"C{i}",
-                             "marketing_opt_in": True, "attributes": {"tag": self.tag}}) for i in range(self.size))
-        status, report = await self.gateway.send("/api/contacts/import", "\n".join(lines).encode(),
-                                                 "application/x-ndjson")
-        assert status == 200 and report["inserted"] == self.size, report
-        segment = await self.gateway.ok("POST", "/api/segments", {"name": self.tag, "criteria": {
-            "operator": "AND", "conditions": [{"field": "attributes.tag", "op": "eq", "value": self.tag}]}},
-            expect=201)
-        campaign = await self.gateway.ok("POST", "/api/campaigns", {
-            "name": self.tag, "segment_id": segment["id"], "start_date": datetime.now(UTC).date().isoformat(),
-            "start_time_of_day": "00:00", "content": {"subject": "Hi {{ first_name }}", "text": "Hello"}},
-            expect=201)
-        self.id = campaign["id"]
+        self.id = await campaign_to(self.gateway, self.tag, self.size, subject="Hi {{ first_name }}")
         return self
 
     async def set(self, status: str) -> float:
