@@ -1,7 +1,7 @@
 from email.utils import parseaddr
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from servicekit.settings import CommonSettings
 
@@ -12,6 +12,12 @@ class Settings(CommonSettings):
     smtp_port: int = 1025
     smtp_username: str | None = None
     smtp_password: str | None = None
+
+    @field_validator("smtp_username", "smtp_password")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        """An empty value (SMTP_USERNAME= in a compose file or a chart) means no AUTH, not AUTH as ""."""
+        return value or None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout_seconds: float = 30.0
     smtp_connections: int = Field(default=16, ge=1)

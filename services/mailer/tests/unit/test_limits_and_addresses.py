@@ -52,3 +52,11 @@ def test_a_unicode_domain_travels_in_idna():
 def test_an_invalid_address_is_refused(bad):
     with pytest.raises(BadAddress):
         parse_address(bad)
+
+
+def test_empty_smtp_credentials_mean_no_auth(monkeypatch):
+    from mailer.settings import Settings
+
+    monkeypatch.setenv("SMTP_USERNAME", "")
+    monkeypatch.setenv("SMTP_PASSWORD", "")
+    assert (Settings().smtp_username, Settings().smtp_password) == (None, None)
