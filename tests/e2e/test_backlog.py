@@ -33,7 +33,7 @@ class Campaign:
         self.id: str | None = None
 
     async def prepare(self) -> "Campaign":
-        self.id = await campaign_to(self.gateway, self.tag, self.size, subject="Hi {{ first_name }}")
+        self.id = await campaign_to(self.gateway, self.tag, self.size)
         return self
 
     async def set(self, status: str) -> float:

@@ -2,6 +2,7 @@
 
 from collections import Counter
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from uuid import UUID, uuid4
 
 import pytest
@@ -99,7 +100,7 @@ async def emitted_sends(store: SendStore, run_id: UUID) -> list:
     rows = await store.pool.fetch(
         "SELECT send_id, campaign_id, run_id, step_index, contact_id, attempt FROM sends"
         " WHERE run_id = $1 AND state = 'emitted'", run_id)
-    return [type("Send", (), dict(row))() for row in rows]
+    return [SimpleNamespace(**row) for row in rows]
 
 
 async def test_the_window_bounds_the_sends_in_flight(store, publisher):
