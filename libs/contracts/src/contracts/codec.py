@@ -106,6 +106,25 @@ def segment_evaluated_message(
                    encode_headers(SegmentEvaluated.topic, correlation_id))
 
 
+def with_send_hour(recipient_json: str, hour: int) -> str:
+    """A recipient's JSON (an object, as the database writes it) with its best hour of day
+    added: what `Recipient(**recipient, send_hour=hour)` dumps, without parsing the rest.
+    A unit test holds the two to the same decoded recipient."""
+    if not 0 <= hour <= 23:
+        raise ValueError(f"send_hour {hour} is not an hour of the day")
+    return f'{recipient_json.rstrip()[:-1]}, "send_hour": {hour:d}}}'
+
+
+# What with_send_hour adds to a recipient, at most.
+SEND_HOUR_BYTES = len(', "send_hour": 23')
+
+
+def page_json(items_json: Sequence[str], next_cursor: str | None) -> str:
+    """`{"items": [...], "next_cursor": ...}` of items already JSON (`model_dump_json`):
+    a page of 500 is not parsed again to be written. Tested against the page model."""
+    return f'{{"items": [{",".join(items_json)}], "next_cursor": {json.dumps(next_cursor)}}}'
+
+
 def message_size(message: Message) -> int:
     """What the message weighs on the broker: key, value, headers and the framing of a
     record batch of one record (61 + 21 bytes, and the lengths' varints)."""

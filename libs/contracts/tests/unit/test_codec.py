@@ -175,3 +175,26 @@ def test_send_ids_are_uuid5_of_run_contact_and_step():
 
     run, contact = uuid4(), uuid4()
     assert send_id_for(run, contact, 3) == uuid5(_SEND_NAMESPACE, f"{run}:{contact}:3")
+
+
+def test_a_send_hour_added_by_hand_is_what_the_model_dumps():
+    from contracts.codec import SEND_HOUR_BYTES, with_send_hour
+
+    for hour in (0, 9, 23):
+        by_hand = with_send_hour(RECIPIENT.model_dump_json(), hour)
+        assert Recipient.model_validate_json(by_hand) == RECIPIENT.model_copy(update={"send_hour": hour})
+        assert len(by_hand) - len(RECIPIENT.model_dump_json()) <= SEND_HOUR_BYTES
+    with pytest.raises(ValueError, match="hour"):
+        with_send_hour(RECIPIENT.model_dump_json(), 24)
+
+
+def test_a_page_written_by_hand_is_what_the_page_model_dumps():
+    from pydantic import create_model
+
+    from contracts.codec import page_json
+
+    page = create_model("RecipientPage", items=(list[Recipient], ...), next_cursor=(str | None, None))
+    for cursor in (None, 'a"b'):
+        by_hand = page_json([RECIPIENT.model_dump_json(), RECIPIENT.model_dump_json()], cursor)
+        assert page.model_validate_json(by_hand) == page(items=[RECIPIENT, RECIPIENT], next_cursor=cursor)
+        assert json.loads(by_hand)["next_cursor"] == cursor

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from contracts.codec import page_json
 from servicekit.health import HEALTH, serve_metrics
 from servicekit.validation import json_path, unstorable
 
@@ -144,8 +145,8 @@ def page_response(items: list[BaseModel], limit: int) -> web.Response:
     if len(items) == limit:
         last = items[-1]
         next_cursor = base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode()
-    body = '{"items": [' + ",".join(item.model_dump_json() for item in items) + '], "next_cursor": ' + json.dumps(next_cursor) + "}"
-    return web.Response(text=body, content_type="application/json")
+    return web.Response(text=page_json([item.model_dump_json() for item in items], next_cursor),
+                        content_type="application/json")
 
 
 def resource_routes(

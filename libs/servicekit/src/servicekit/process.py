@@ -11,6 +11,7 @@ from aiohttp import web
 
 from servicekit.logging import configure_logging
 from servicekit.settings import CommonSettings
+from servicekit.wiring import Service, background, create_app
 
 log = structlog.get_logger()
 
@@ -45,21 +46,14 @@ async def serve(app: web.Application, host: str, port: int, tasks: Tasks) -> boo
     return healthy
 
 
-def run_service(
-    name: str,
-    settings: CommonSettings,
-    create_app: Callable[..., web.Application],
-    port: int,
-    background: Callable[[web.Application, CommonSettings], Tasks] | None = None,
-) -> None:
+def run_service(service: Service, settings: CommonSettings, port: int) -> None:
     """The whole of a service's `__main__`: logging, the app, its tasks, the exit code."""
-    configure_logging(name, settings.log_level)
-    app = create_app(settings)
+    configure_logging(service.name, settings.log_level)
+    app = create_app(service, settings)
     # The services allocate short-lived objects by the million (rows, events); the default
     # thresholds ran a young collection every 700 of them and a full one, over every module
     # loaded at start-up, far too often. Start-up's objects are frozen out of collection.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    tasks = background(app, settings) if background else (lambda stop: [])
-    if not asyncio.run(serve(app, settings.http_host, port, tasks)):
+    if not asyncio.run(serve(app, settings.http_host, port, background(service, app, settings))):
         sys.exit(1)

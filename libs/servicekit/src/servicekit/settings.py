@@ -36,3 +36,27 @@ class TopicSettings(CommonSettings):
     def _replicas_can_be_in_sync(self) -> "TopicSettings":
         check_replication(self.kafka_replication_factor, self.kafka_min_insync_replicas)
         return self
+
+
+DEFAULT_TRACKING_SECRET = "change-me"
+
+
+class TrackingSettings(CommonSettings):
+    """What signs and checks the links in emails (the mailer and campaign-api share it).
+    The default secret is public: anyone could forge an unsubscribe or a click with it,
+    so it is refused unless ENVIRONMENT=development."""
+
+    environment: str = "production"
+    public_base_url: str = "http://127.0.0.1:8080"
+    tracking_secret: str = DEFAULT_TRACKING_SECRET
+
+    @model_validator(mode="after")
+    def _secret_is_not_the_default(self) -> "TrackingSettings":
+        if self.tracking_secret == DEFAULT_TRACKING_SECRET and self.environment != "development":
+            raise ValueError(
+                "TRACKING_SECRET is the default, which anyone can read: set a secret of your own, or "
+                "ENVIRONMENT=development to run with it on a machine of your own"
+            )
+        if len(self.tracking_secret) < 8:
+            raise ValueError("TRACKING_SECRET must be at least 8 characters")
+        return self
