@@ -7,7 +7,7 @@ is down the batch's transaction rolls back and is tried again; requests keep suc
 
 A message no broker will ever take (larger than `max_message_bytes`, or refused by the
 producer or the broker as too large) would hold up every row after it for ever: it is set
-aside instead, in the table `outbox_rejected` with the error (sql/0000_outbox_rejected.sql),
+aside instead, in the table `outbox_rejected` with the error (sql/0005_rejected.sql),
 logged as an error and counted (`outbox_rejected_messages_total` on /metrics), and the
 relay goes on. Nothing else is ever set aside: any other failure is retried.
 `max_message_bytes` must not exceed what the broker takes (message.max.bytes, 1,048,588

@@ -7,7 +7,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from servicekit.database import SHARED_SQL, create_pool, migrate
+from servicekit.database import SHARED_SQL, Migrations, create_pool, migrate
 from servicekit.kafka import EventPublisher, Topics, make_producer
 from servicekit.settings import CommonSettings
 
@@ -18,8 +18,8 @@ PUBLISHER = web.AppKey("publisher", EventPublisher)
 
 
 def postgres(settings: CommonSettings, schema: str, migrations: Path, with_outbox: bool = False):
-    """Applies the service's migrations (and the outbox's), then opens the pool."""
-    directories = ([SHARED_SQL] if with_outbox else []) + [migrations]
+    """Applies the outbox's migrations (`with_outbox`), then the service's, then opens the pool."""
+    directories = ([SHARED_SQL] if with_outbox else []) + [Migrations(schema, migrations)]
 
     async def context(app: web.Application):
         await migrate(settings.database_url, schema, *directories)

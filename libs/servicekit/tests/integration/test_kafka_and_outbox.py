@@ -12,7 +12,7 @@ from contracts import topics
 from contracts.codec import decode, encode
 from contracts.events import CampaignScheduled
 from servicekit import dlq
-from servicekit.database import SHARED_SQL, create_pool, migrate
+from servicekit.database import SHARED_SQL, MigrationEdited, create_pool, migrate
 from servicekit.health import HEALTH
 from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics
 from servicekit.outbox import OutboxRelay, add, add_bundle, bundle
@@ -104,10 +104,49 @@ async def test_a_bundle_publishes_its_messages_once_in_order_among_single_rows(
 async def test_migrations_apply_once(database_url, tmp_path: Path):
     (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (id int);")
     (tmp_path / "0002_b.sql").write_text("CREATE TABLE b (id int);")
-    assert await migrate(database_url, "m", tmp_path) == ["0001_a.sql", "0002_b.sql"]
+    assert await migrate(database_url, "m", tmp_path) == ["m/0001_a.sql", "m/0002_b.sql"]
     assert await migrate(database_url, "m", tmp_path) == []
     (tmp_path / "0003_c.sql").write_text("CREATE TABLE c (id int);")
-    assert await migrate(database_url, "m", tmp_path) == ["0003_c.sql"]
+    assert await migrate(database_url, "m", tmp_path) == ["m/0003_c.sql"]
+
+
+async def test_owners_apply_in_the_order_given_and_an_edited_migration_is_refused(database_url, tmp_path: Path):
+    # The service's first file needs the outbox's table: it runs after the outbox's files,
+    # whatever the names, and files of the same name in two namespaces are both applied.
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "0001_outbox.sql").write_text("CREATE INDEX ON outbox (topic);")
+    assert await migrate(database_url, "n", SHARED_SQL, own) == [
+        *[f"outbox/{path.name}" for path in SHARED_SQL.files()], "n/0001_outbox.sql"]
+    (own / "0001_outbox.sql").write_text("CREATE INDEX ON outbox (key);")
+    with pytest.raises(MigrationEdited, match="0001_outbox.sql was changed after it was applied to schema n"):
+        await migrate(database_url, "n", SHARED_SQL, own)
+
+
+async def test_a_schema_migrated_before_namespaces_is_read_as_applied(database_url, tmp_path: Path):
+    """The layout of schema_migrations until now: the file name alone; the outbox's files
+    were named 0000_outbox*.sql. Nothing is applied twice, and checksums are taken up."""
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "0001_t.sql").write_text("CREATE TABLE t (id int);")
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("CREATE SCHEMA old; SET search_path TO old;"
+                                 " CREATE TABLE schema_migrations (name text PRIMARY KEY,"
+                                 " applied_at timestamptz NOT NULL DEFAULT now())")
+        await connection.execute((own / "0001_t.sql").read_text())
+        for path in SHARED_SQL.files():
+            await connection.execute(path.read_text())
+        old_names = ["0000_outbox.sql", "0000_outbox_bundles.sql", "0000_outbox_lz4.sql",
+                     "0000_outbox_published_deleted.sql", "0000_outbox_rejected.sql", "0001_t.sql"]
+        await connection.executemany("INSERT INTO schema_migrations (name) VALUES ($1)", [(n,) for n in old_names])
+        assert await migrate(database_url, "old", SHARED_SQL, own) == []
+        rows = await connection.fetch("SELECT namespace, name, checksum FROM old.schema_migrations ORDER BY 1, 2")
+    finally:
+        await connection.close()
+    assert [(row["namespace"], row["name"]) for row in rows] == [
+        ("old", "0001_t.sql"), *[("outbox", path.name) for path in SHARED_SQL.files()]]
+    assert all(len(row["checksum"]) == 64 for row in rows)
 
 
 async def test_a_failing_batch_is_retried_one_by_one_and_only_the_bad_event_is_dead_lettered(
