@@ -104,7 +104,8 @@ async def running(module: str, table: str, admin_url: str, bootstrap: str, prefi
     gigabytes) unless BENCH_KEEP_DATABASE=1, for looking at plans afterwards."""
     database_url = await create_database(admin_url, prefix="bench")
     service = Service(module, {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                               "KAFKA_TOPIC_PREFIX": prefix, "HTTP_PORT": "0", "LOG_LEVEL": "WARNING", **env},
+                               "KAFKA_TOPIC_PREFIX": prefix, "HTTP_PORT": "0", "LOG_LEVEL": "WARNING",
+                               "TRACKING_SECRET": "bench-tracking-secret", **env},
                       Path(f"/tmp/bench-{module}.log"))
     producer = make_producer(bootstrap)
     await producer.start()

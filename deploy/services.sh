@@ -20,6 +20,14 @@ export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-$MAILCATCHER_
 export SEGMENT_SVC_URL="${SEGMENT_SVC_URL:-http://127.0.0.1:$SEGMENT_PORT}"
 export FLOW_ENGINE_URL="${FLOW_ENGINE_URL:-http://127.0.0.1:$FLOW_PORT}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$GATEWAY_PORT}"
+# The secret that signs the links in emails: this instance's own, made once, unless
+# TRACKING_SECRET is given (the services refuse the public default outside development).
+if [ -z "${TRACKING_SECRET:-}" ]; then
+  mkdir -p "$STATE_DIR"
+  [ -s "$STATE_DIR/tracking-secret" ] || (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+    > "$STATE_DIR/tracking-secret")
+  TRACKING_SECRET="$(cat "$STATE_DIR/tracking-secret")"; export TRACKING_SECRET
+fi
 
 LAUNCHED=()  # name:port of every process this start runs (or found running)
 

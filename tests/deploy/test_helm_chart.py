@@ -34,8 +34,15 @@ def run(*command: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
 
 
+SECRET = ("--set", "secrets.TRACKING_SECRET=a-secret-of-ours")
+
+
+def helm_template(*values: str) -> subprocess.CompletedProcess:
+    return run(str(BIN / "helm"), "template", "shop", str(CHART), "--kube-version", KUBERNETES_VERSION, *values)
+
+
 def template(*values: str) -> str:
-    rendered = run(str(BIN / "helm"), "template", "shop", str(CHART), "--kube-version", KUBERNETES_VERSION, *values)
+    rendered = helm_template(*SECRET, *values)
     assert rendered.returncode == 0, rendered.stderr
     return rendered.stdout
 
@@ -136,7 +143,7 @@ def test_settings_in_a_configmap_and_secrets_in_a_secret_or_an_existing_one():
     assert "SMTP_USERNAME" not in config and "KAFKA_TOPIC_PREFIX" not in config
     secret = rendered[("Secret", "shop-campaigns-secrets")]["data"]
     assert set(secret) == {"DATABASE_URL", "TRACKING_SECRET"}, "the empty ones are left out"
-    assert base64.b64decode(secret["TRACKING_SECRET"]) == b"change-me"
+    assert base64.b64decode(secret["TRACKING_SECRET"]) == b"a-secret-of-ours"
     filled = manifests("--set", "secrets.SMTP_PASSWORD=s3cret", "--set", "secrets.API_KEYS=a\\,b",
                        "--set", "config.SMTP_USERNAME=mailer")
     secret = filled[("Secret", "shop-campaigns-secrets")]["data"]
@@ -158,3 +165,10 @@ def test_settings_in_a_configmap_and_secrets_in_a_secret_or_an_existing_one():
 def test_a_disruption_budget_for_each_service_of_several_pods():
     budgets = {name for kind, name in manifests("--set", "services.scheduler.replicas=1") if kind == "PodDisruptionBudget"}
     assert budgets == {"shop-campaigns-campaign-api", "shop-campaigns-segment-svc", "shop-campaigns-mailer"}
+
+
+def test_without_a_tracking_secret_the_chart_refuses_to_render():
+    refused = helm_template()
+    assert refused.returncode != 0
+    assert "secrets.TRACKING_SECRET is required" in refused.stderr
+    assert helm_template("--set", "secrets.existingSecret=campaigns-prod").returncode == 0
