@@ -1,15 +1,11 @@
-"""HTTP adapter of flow-engine: `/api/flows`."""
+"""HTTP adapter of flow-engine: `/api/flows`, stored and read as they are (a flow's rules
+are its model's validators, so there is no use case beyond storage, and no handlers.py)."""
 
-from aiohttp import web
-
-from flow_engine.adapters.postgres import FlowRepository
 from flow_engine.domain import Flow, FlowDraft, FlowNotFound
-from servicekit import openapi
-from servicekit.http import Problem, resource_routes
+from servicekit.http import Problem
+from servicekit.routes import Routes
 
-FLOWS = web.AppKey("flows", FlowRepository)
-OPERATIONS = openapi.resource_operations("/api/flows", "flow", Flow, create=FlowDraft, update=FlowDraft)
-routes = [*resource_routes("/api/flows", FLOWS, create=FlowDraft, update=FlowDraft),
-          openapi.route(OPERATIONS, "flow-engine")]
+routes = Routes("flow-engine")
+routes.resource("/api/flows", "flow", "flows", Flow, create=FlowDraft, update=FlowDraft)
 
 ERRORS = {FlowNotFound: lambda error: Problem(404, "Flow not found", f"no flow {error}")}
