@@ -1,11 +1,11 @@
-from scheduler.bootstrap import background, create_app
+from scheduler.bootstrap import SERVICE
 from scheduler.settings import Settings
 from servicekit.process import run_service
 
 
 def main() -> None:
     settings = Settings()
-    run_service("scheduler", settings, create_app, settings.http_port, background)
+    run_service(SERVICE, settings, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ class Planner:
             for planned in self._plan(zone, recipient.send_hour)
         ]
 
+    def sends_of(self, recipients: list[Recipient]) -> list[ScheduledSend]:
+        return [send for recipient in recipients for send in self.sends(recipient)]
+
 
 def share_window(window: int, batch: int, runs: Mapping[UUID, tuple[int, int]]) -> dict[UUID, int]:
     """How many due sends each run may emit now, from each run's (in flight, due).

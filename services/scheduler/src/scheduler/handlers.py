@@ -1,6 +1,11 @@
-"""What the scheduler does when events arrive, and the due-poller that emits send.due."""
+"""What the scheduler does: one function per event it reacts to, and the due-poller (a
+task) that emits send.due. Handlers take the event and the adapters they need, by name
+(see bootstrap): `uow` for a transaction, or `sends` and `runs` where one statement
+commits on its own."""
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -12,56 +17,82 @@ from contracts.events import (
     CampaignScheduled,
     CampaignStatusChanged,
     EmailStatus,
+    Recipient,
     SegmentEvaluated,
 )
-from scheduler.adapters.postgres import SendStore
-from scheduler.domain import Run, share_window
-from servicekit import outbox
+from scheduler.adapters.postgres import Runs, SchedulerTransaction, Sends
+from scheduler.domain import Planner, Run, share_window
+from scheduler.settings import Settings
 from servicekit.health import HEALTH
 from servicekit.kafka import EventPublisher, correlation_id
+from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger()
 
+Scheduler = UnitOfWork[SchedulerTransaction]
+# One claimer at a time, across instances, so that two cannot both fill the window.
+DUE_WINDOW_LOCK = "scheduler.due-window"
 
-async def record_activation(event: CampaignActivated, store: SendStore) -> None:
+
+def run_lock(run_id: UUID) -> str:
+    """The run's lock, from any scheduler instance: batches of a run share it (they are
+    recorded side by side), activation holds it alone, so the recipients of a batch that
+    found no run are all there when the run is planned."""
+    return f"run:{run_id}"
+
+
+async def record_activation(event: CampaignActivated, uow: Scheduler) -> None:
     run = Run.from_event(event)
-    async with store.locked(run.run_id, exclusive=True) as connection:
-        await store.save_run(connection, run)
+    async with uow(run_lock(run.run_id)) as tx:
+        await tx.runs.save(run)
         # Active as of the activation, unless a newer status (a pause) came first.
-        await store.follow(connection, run.campaign_id, "active", event.status_seq, unversioned_wins=False)
-        planned = await store.plan_waiting(connection, run)
-        if await _announce_when_complete(connection, store, run, planned) or planned:
-            await store.refresh_statistics(connection)
+        await tx.states.follow(run.campaign_id, "active", event.status_seq, unversioned_wins=False)
+        planned = await _plan(tx, run, await tx.recipients.plan_waiting(run.run_id))
+        if await _announce_when_complete(tx, run, planned) or planned:
+            await tx.sends.refresh_statistics()
 
 
-async def record_recipients(event: SegmentEvaluated, store: SendStore) -> None:
-    async with store.locked(event.run_id, exclusive=False) as connection:
-        run = await store.load_run(connection, event.run_id)
-        fresh = await store.save_batch(connection, event, planned=run is not None)
-        if fresh is None:
+async def record_recipients(event: SegmentEvaluated, uow: Scheduler) -> None:
+    """Stores a batch's recipients, planned when their run is known (else they wait for
+    it). A redelivered batch adds nothing; a batch published again by a second
+    evaluation adds the recipients the run lacks."""
+    async with uow(run_lock(event.run_id), shared=True) as tx:
+        run = await tx.runs.load(event.run_id)
+        new = await tx.batches.record(event)
+        if new is None:
             log.info("batch_already_recorded", batch_no=event.batch_no)
             return
+        fresh = await tx.recipients.add(event.run_id, event.recipients, planned=run is not None, new=new)
+        if not new or len(fresh) < len(event.recipients):
+            log.info("batch_published_again", batch_no=event.batch_no, recipients=len(event.recipients),
+                     added=len(fresh))
         if run is None:
             return  # the recipients wait, unplanned, for campaign.activated
-        planned = await store.add_sends(connection, run, fresh)
-        if await _announce_when_complete(connection, store, run, planned) or event.batch_no == 0:
-            await store.refresh_statistics(connection)
+        planned = await _plan(tx, run, fresh)
+        if await _announce_when_complete(tx, run, planned) or event.batch_no == 0:
+            await tx.sends.refresh_statistics()
 
 
-async def _announce_when_complete(connection, store: SendStore, run: Run, planned: int) -> bool:
+async def _plan(tx: SchedulerTransaction, run: Run, recipients: list[Recipient]) -> int:
+    """Stores the recipients' sends; how many were new."""
+    stored = await tx.sends.add(Planner(run).sends_of(recipients))
+    if stored:
+        await tx.runs.count_sends(run.run_id, stored)
+    return stored
+
+
+async def _announce_when_complete(tx: SchedulerTransaction, run: Run, planned: int) -> bool:
     """campaign.scheduled when the run's last batch and all before it are planned, and
     again if a batch published again adds sends to it afterwards (campaign-api keeps the
     latest: completion waits for those sends too)."""
-    totals = await store.scheduling_totals(connection, run.run_id, run.emails, planned)
+    totals = await tx.runs.totals_to_announce(run.run_id, run.emails, planned)
     if totals is None:
         if planned:
             log.debug("sends_planned", sends=planned)
         return False
     recipients, sends = totals
-    await outbox.add(
-        connection,
-        CampaignScheduled(campaign_id=run.campaign_id, run_id=run.run_id, recipients=recipients, sends=sends),
-    )
+    await tx.emit(CampaignScheduled(campaign_id=run.campaign_id, run_id=run.run_id, recipients=recipients,
+                                    sends=sends))
     log.info("run_scheduled", recipients=recipients, sends=sends)
     return True
 
@@ -73,18 +104,26 @@ _STATES = {
 }
 
 
-async def follow_campaign_status(event: CampaignStatusChanged, store: SendStore) -> None:
+async def follow_campaign_status(event: CampaignStatusChanged, uow: Scheduler) -> None:
+    """Pauses, resumes or completes the campaign, unless a newer state is known;
+    completing cancels what is still pending. Sends in flight come back from the mailer:
+    held, cancelled or sent."""
     state = _STATES.get(event.status)
-    if state is not None:
-        cancelled = await store.set_state(event.campaign_id, state, event.status_seq)
-        if cancelled is None:
+    if state is None:
+        return
+    async with uow() as tx:
+        if not await tx.states.follow(event.campaign_id, state, event.status_seq):
             log.info("older_campaign_state_ignored", state=state, status_seq=event.status_seq)
-        else:
-            log.info("campaign_state_followed", state=state, status_seq=event.status_seq, cancelled=cancelled)
+            return
+        cancelled = await tx.sends.cancel_pending(event.campaign_id) if state == "completed" else 0
+    log.info("campaign_state_followed", state=state, status_seq=event.status_seq, cancelled=cancelled)
 
 
-async def record_outcomes(events: list[EmailStatus], store: SendStore) -> None:
-    """A batch of the mailer's answers, applied together."""
+async def record_outcomes(events: list[EmailStatus], uow: Scheduler) -> None:
+    """A batch of the mailer's answers, in one transaction. A deferred send is due again
+    at its retry time with the next attempt, a held one (its campaign was paused) at the
+    same attempt; both once only, however often the answer is redelivered. A send that
+    went out or was given up is done, also when its emission had been undone."""
     retries, held, finished = [], [], []
     for event in events:
         if event.status is DeliveryStatus.DEFERRED and event.retry_at is not None:
@@ -93,7 +132,15 @@ async def record_outcomes(events: list[EmailStatus], store: SendStore) -> None:
             held.append((event.send_id, event.attempt))
         elif event.status.is_terminal:
             finished.append(event.send_id)
-    await store.apply_outcomes(_latest(retries), _latest(held), finished)
+    if not (retries or held or finished):
+        return
+    async with uow() as tx:
+        if retries:
+            await tx.sends.retry(_latest(retries))
+        if held:
+            await tx.sends.hold(_latest(held))
+        if finished:
+            await tx.sends.finish(finished)
 
 
 def _latest(answers: list[tuple]) -> list[tuple]:
@@ -101,91 +148,101 @@ def _latest(answers: list[tuple]) -> list[tuple]:
     return list({answer[0]: answer for answer in sorted(answers, key=lambda answer: answer[1])}.values())
 
 
-class DueSends:
-    """Emits due sends as send.due, keeping at most `window` of them in flight (emitted,
-    not yet answered) and sharing that window between the running campaigns.
+# The due-poller. Sends are marked `emitted` and committed before they are published, so
+# no answer can arrive before its send is known to be in flight. A send whose publish
+# failed is released; one whose answer is overdue (a crash between commit and publish, a
+# lost answer) is emitted again: every send is answered, or still pending.
 
-    Sends are marked `emitted` and committed before they are published, so no answer can
-    arrive before its send is known to be in flight. A send whose publish failed is
-    released; one whose answer is overdue (a crash between commit and publish, a lost
-    answer) is emitted again: every send is answered, or still pending."""
 
-    def __init__(self, store: SendStore, publisher: EventPublisher, batch_size: int, window: int = 1_000_000,
-                 answer_timeout_seconds: float = 60.0) -> None:
-        self._store = store
-        self._publisher = publisher
-        self._batch_size = batch_size
-        self._window = window
-        self._answer_timeout = answer_timeout_seconds
-        self._contents: dict[tuple[UUID, int], str] = {}  # a run's steps never change
-        self._contents_kept = 1024  # steps of so many runs: enough for all that are sending
+class StepContents:
+    """The JSON of each run's email steps, as send.due carries it, read once: a run's
+    steps never change."""
 
-    async def emit(self) -> int:
-        async with self._store.pool.acquire() as connection:
-            async with connection.transaction():
-                # One claimer at a time, across instances, so that two cannot both fill the window.
-                await connection.execute("SELECT pg_advisory_xact_lock(hashtext('scheduler.due-window'))")
-                demand = await self._store.due_demand(connection, self._batch_size)
-                quotas = share_window(self._window, self._batch_size, demand)
-                rows = await self._store.claim(connection, quotas) if quotas else []
-            if rows:
-                await self._publish(connection, rows)
-        return len(rows)
+    def __init__(self, runs: Runs, kept: int = 1024) -> None:
+        self._runs = runs
+        self._contents: dict[tuple[UUID, int], str] = {}
+        self._kept = kept  # steps of so many runs: enough for all that are sending
 
-    async def emit_overdue(self) -> int:
-        rows = await self._store.overdue(self._answer_timeout, self._batch_size)
-        if rows:
-            log.warning("answers_overdue_emitted_again", sends=len(rows))
-            async with self._store.pool.acquire() as connection:
-                await self._publish(connection, rows)
-        return len(rows)
-
-    async def _publish(self, connection, rows) -> None:
-        try:
-            messages = [await self._message(connection, row) for row in rows]
-            await self._publisher.send_all(messages)
-        except BaseException:
-            await asyncio.shield(self._store.release([row["send_id"] for row in rows]))
-            raise
-
-    async def _message(self, connection, row) -> Message:
-        key = (row["run_id"], row["step_index"])
+    async def of(self, run_id: UUID, step_index: int) -> str:
+        key = (run_id, step_index)
         content = self._contents.get(key)
         if content is None:
-            if len(self._contents) >= self._contents_kept:  # a long-lived process forgets old runs
+            if len(self._contents) >= self._kept:  # a long-lived process forgets old runs
                 self._contents.clear()
-            run = await self._store.load_run(connection, row["run_id"])
-            content = self._contents[key] = run.email_step(row["step_index"]).config.model_dump_json()
-        return send_due_message(
-            send_id=row["send_id"], campaign_id=row["campaign_id"], run_id=row["run_id"],
-            contact_id=row["contact_id"], step_index=row["step_index"], due_at=row["due_at"],
-            attempt=row["attempt"], recipient_json=row["recipient_json"], content_json=content,
-            correlation_id=correlation_id.get(),
-        )
+            run = await self._runs.load(run_id)
+            content = self._contents[key] = run.email_step(step_index).config.model_dump_json()
+        return content
 
-    async def run(self, stop: asyncio.Event, poll_seconds: float, workers: int = 1) -> None:
-        """`workers` emitters side by side: one publishes while another claims."""
-        await asyncio.gather(self._overdue(stop), *(self._work(stop, poll_seconds) for _ in range(workers)))
 
-    async def _work(self, stop: asyncio.Event, poll_seconds: float) -> None:
+async def emit_due(uow: Scheduler, sends: Sends, contents: StepContents, publisher: EventPublisher,
+                   batch_size: int, window: int) -> int:
+    """Claims the due sends the window has room for, shared between the running
+    campaigns, and publishes them; how many."""
+    async with uow(DUE_WINDOW_LOCK) as tx:
+        quotas = share_window(window, batch_size, await tx.sends.due_demand(batch_size))
+        rows = await tx.sends.claim(quotas) if quotas else []
+    if rows:
+        await _publish(rows, sends, contents, publisher)
+    return len(rows)
+
+
+async def emit_overdue(sends: Sends, contents: StepContents, publisher: EventPublisher, timeout_seconds: float,
+                       batch_size: int) -> int:
+    """Publishes again the sends left without an answer for `timeout_seconds`; how many."""
+    rows = await sends.overdue(timeout_seconds, batch_size)
+    if rows:
+        log.warning("answers_overdue_emitted_again", sends=len(rows))
+        await _publish(rows, sends, contents, publisher)
+    return len(rows)
+
+
+async def _publish(rows: list[Mapping[str, Any]], sends: Sends, contents: StepContents,
+                   publisher: EventPublisher) -> None:
+    try:
+        messages = [await _message(row, contents) for row in rows]
+        await publisher.send_all(messages)
+    except BaseException:
+        await asyncio.shield(sends.release([row["send_id"] for row in rows]))
+        raise
+
+
+async def _message(row: Mapping[str, Any], contents: StepContents) -> Message:
+    return send_due_message(
+        send_id=row["send_id"], campaign_id=row["campaign_id"], run_id=row["run_id"],
+        contact_id=row["contact_id"], step_index=row["step_index"], due_at=row["due_at"],
+        attempt=row["attempt"], recipient_json=row["recipient_json"],
+        content_json=await contents.of(row["run_id"], row["step_index"]), correlation_id=correlation_id.get(),
+    )
+
+
+async def emit_due_sends(stop: asyncio.Event, uow: Scheduler, sends: Sends, runs: Runs, publisher: EventPublisher,
+                         settings: Settings) -> None:
+    """The due-poller, until `stop`: `DUE_WORKERS` emitters side by side (one publishes
+    while another claims), and the overdue sends emitted again."""
+    contents = StepContents(runs)
+
+    async def emitting() -> None:
         while not stop.is_set():
             try:
-                emitted = await self.emit()
+                emitted = await emit_due(uow, sends, contents, publisher, settings.due_batch_size, settings.due_window)
                 HEALTH.recovered("due-poller")
             except Exception as error:  # Kafka or Postgres away: the rows stay (or are again) pending
                 HEALTH.degraded("due-poller", repr(error))
                 log.warning("emit_failed", error=repr(error))
                 emitted = 0
-            if emitted < self._batch_size:
-                await _pause(stop, poll_seconds)
+            if emitted < settings.due_batch_size:
+                await _pause(stop, settings.due_poll_seconds)
 
-    async def _overdue(self, stop: asyncio.Event) -> None:
+    async def emitting_overdue() -> None:
+        timeout = settings.answer_timeout_seconds
         while not stop.is_set():
-            await _pause(stop, max(0.5, self._answer_timeout / 4))
+            await _pause(stop, max(0.5, timeout / 4))
             try:
-                await self.emit_overdue()
+                await emit_overdue(sends, contents, publisher, timeout, settings.due_batch_size)
             except Exception as error:
                 log.warning("emit_overdue_failed", error=repr(error))
+
+    await asyncio.gather(emitting_overdue(), *(emitting() for _ in range(settings.due_workers)))
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
@@ -193,3 +250,8 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
+
+
+async def report_lag(sends: Sends) -> dict:
+    """/healthz: how late the oldest due send of an active campaign is, and how many are in flight."""
+    return {"lag_seconds": round(await sends.lag_seconds(), 3), "in_flight": await sends.in_flight()}
