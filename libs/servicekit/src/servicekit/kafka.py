@@ -18,7 +18,6 @@ is done, and hands the rest back: batch handlers take chunks of a partition's me
 
 import asyncio
 import contextvars
-import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from pydantic import ValidationError
 from contracts.codec import CORRELATION_HEADER, Message, UndecodableMessage, decode, encode
 from contracts.events import Event
 from contracts.topics import dlq_of
-from servicekit.health import HEALTH
+from servicekit.retry import BACKOFF, persistently
 
 log = structlog.get_logger()
 
@@ -109,7 +108,7 @@ class Subscription:
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     max_records: int = 500
     # Waits between tries of a handler the infrastructure fails, the last one repeated.
-    backoff: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    backoff: tuple[float, ...] = BACKOFF
     # Most events a batch handler takes at once, per topic (default: all of a fetch).
     chunks: dict[str, int] = field(default_factory=dict)
     # Topics whose events are independent of each other (segment.evaluated batches) may
@@ -298,32 +297,10 @@ class ConsumerLoop:
             await self._dead_letter(record, topic, f"rejected: {error}")
 
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable], give_up: tuple = ()):
-        """`attempt()`, again and again with capped backoff while it fails for any reason but
-        `give_up`'s (raised at once), for as long as it takes; the component is degraded
-        meanwhile. A stop ends the waiting (and the service: the message is not committed)."""
-        waits = self._subscription.backoff
-        for tries in itertools.count():
-            try:
-                result = await attempt()
-            except give_up:
-                raise
-            except Exception as error:
-                HEALTH.degraded(component, repr(error))
-                wait = waits[min(tries, len(waits) - 1)]
-                log.warning("retrying", component=component, tries=tries + 1, wait=wait, error=repr(error))
-                if self._stop.is_set():
-                    raise
-                try:
-                    await asyncio.wait_for(self._stop.wait(), wait)
-                except TimeoutError:
-                    pass
-                if self._stop.is_set():
-                    raise
-            else:
-                if tries:
-                    log.info("recovered", component=component, tries=tries + 1)
-                HEALTH.recovered(component)
-                return result
+        """`attempt()` for as long as it takes (servicekit.retry); a stop ends the waiting
+        (and the service: the message is not committed)."""
+        return await persistently(component, attempt, stop=self._stop, waits=self._subscription.backoff,
+                                  give_up=give_up)
 
     async def _dead_letter(self, record: ConsumerRecord, topic: str, error: str) -> None:
         log.warning("dead_lettered", error=error[:500])

@@ -26,14 +26,16 @@ from prometheus_client import Counter
 
 from contracts.codec import MESSAGE_BYTES, Message, encode, encode_headers, message_size
 from contracts.events import Event
-from servicekit.health import HEALTH, REGISTRY
+from servicekit.health import REGISTRY
 from servicekit.kafka import EventPublisher, correlation_id
+from servicekit.retry import pause, persistently
 
 log = structlog.get_logger()
 
 # What says a message is too large for any retry to help (the producer's max_request_size,
 # the broker's message.max.bytes or segment size).
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+WAITS = (1.0, 2.0, 4.0, 8.0, 10.0)  # between tries of a batch the infrastructure failed
 REJECTED = Counter("outbox_rejected_messages", "Outbox messages too large to publish, set aside in outbox_rejected",
                    ["topic"], registry=REGISTRY)
 
@@ -90,23 +92,14 @@ class OutboxRelay:
         self._max_message_bytes = max_message_bytes
 
     async def run(self, stop: asyncio.Event, idle_wait: float = 0.1) -> None:
-        failures = 0
         while not stop.is_set():
             try:
-                published = await self.publish_batch()
-                failures = 0
-                HEALTH.recovered("outbox")
-            except Exception as error:  # Kafka or Postgres away: back off, keep the rows
-                failures += 1
-                published = 0
-                HEALTH.degraded("outbox", repr(error))
-                log.warning("outbox_publish_failed", error=repr(error), failures=failures)
+                # Kafka or Postgres away: backed off, the rows kept (servicekit.retry).
+                published = await persistently("outbox", self.publish_batch, stop=stop, waits=WAITS)
+            except Exception:
+                return  # stopped while waiting: the rows are there for the next start
             if published < self._batch_size:
-                wait = idle_wait if failures == 0 else min(0.5 * 2**failures, 10.0)
-                try:
-                    await asyncio.wait_for(stop.wait(), wait)
-                except TimeoutError:
-                    pass
+                await pause(stop, idle_wait)
 
     async def publish_batch(self) -> int:
         """Rows published (or set aside); a full batch's worth when a bundle was among them,
