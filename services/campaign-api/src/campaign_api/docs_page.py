@@ -6,7 +6,10 @@ from pathlib import Path
 import swagger_ui
 from aiohttp import web
 
+from servicekit.routes import Routes
+
 ASSETS = Path(swagger_ui.__file__).parent / "static"
+_FILES = frozenset(path.name for path in ASSETS.iterdir() if path.is_file())
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -29,5 +32,14 @@ async def docs(request: web.Request) -> web.Response:
     return web.Response(text=PAGE, content_type="text/html")
 
 
-def routes() -> list[web.AbstractRouteDef]:
-    return [web.get("/api/docs", docs), web.get("/api/docs/", docs), web.static("/api/docs/static", ASSETS)]
+async def asset(request: web.Request) -> web.FileResponse:
+    # Only the package's own files, by name: nothing else on the disk can be reached.
+    if request.match_info["name"] not in _FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(ASSETS / request.match_info["name"])
+
+
+def declare(routes: Routes) -> None:
+    routes.get("/api/docs")(docs)
+    routes.get("/api/docs/")(docs)
+    routes.get("/api/docs/static/{name}")(asset)

@@ -4,7 +4,15 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
 
 from contracts.enums import CampaignStatus
 from contracts.steps import EmailContent, SendEmailStep, TimeOfDay, omittable
@@ -50,6 +58,18 @@ class NotEditable(Exception):
 
 class NothingToSend(ValueError):
     """A campaign with neither a flow nor content cannot be activated."""
+
+
+class InvalidDraft(ValueError):
+    """A patch that leaves the draft invalid (the fields it names, by their path)."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class ChangedDuringActivation(Exception):
+    """The draft was edited again and again while its activation read its flow."""
 
 
 def check_transition(current: CampaignStatus, target: CampaignStatus) -> None:
@@ -108,6 +128,14 @@ class Campaign(CampaignDraft):
     updated_at: datetime
     activated_at: datetime | None = None
     completed_at: datetime | None = None
+
+    def patched(self, patch: CampaignPatch) -> CampaignDraft:
+        """The draft with the patch's fields replacing its own, validated as a whole."""
+        fields = self.model_dump(include=set(CampaignDraft.model_fields)) | patch.model_dump(exclude_unset=True)
+        try:
+            return CampaignDraft.model_validate(fields)
+        except ValidationError as error:
+            raise InvalidDraft(error) from None
 
     def steps_or_content(self, flow_steps: list | None) -> list:
         """What activation snapshots: the flow's steps, else one email of the content."""
@@ -195,6 +223,8 @@ class CampaignStats(Figures):
 
 
 COUNTERS = tuple(Figures.model_fields)  # the columns of campaign_api.step_stats
+# The counter each kind of engagement adds to.
+ENGAGEMENT_COUNTERS = {"open": "opens", "machine_open": "machine_opens", "click": "clicks", "unsubscribe": "unsubscribes"}
 
 
 def latest_per_send(events) -> dict[UUID, Any]:

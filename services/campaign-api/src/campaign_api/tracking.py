@@ -11,10 +11,12 @@ import html
 
 from aiohttp import web
 
-from campaign_api.adapters.postgres import CampaignRepository
-from contracts.links import CLICK, OPEN, UNSUBSCRIBE, signed_ref
+from campaign_api import handlers
+from campaign_api.handlers import Uow
+from campaign_api.settings import Settings
+from contracts.links import CLICK, OPEN, UNSUBSCRIBE, SendRef, signed_ref
+from servicekit.routes import Routes
 
-TRACKING_SECRET = web.AppKey("tracking_secret", str)
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _NO_STORE = {"Cache-Control": "no-store, private"}
 
@@ -30,45 +32,49 @@ def is_machine(user_agent: str | None) -> bool:
     return not agent or any(marker in agent for marker in MACHINE_AGENTS)
 
 
-def routes(campaigns: web.AppKey[CampaignRepository]) -> list[web.RouteDef]:
-    def ref_of(request: web.Request, kind: str, *extra: str):
-        token = request.match_info["token"].removesuffix(".gif")
-        ref = signed_ref(request.app[TRACKING_SECRET], kind, request.match_info["ref"], token, *extra)
-        if ref is None:
-            raise web.HTTPNotFound(text="This link is not valid.")
-        return ref
+def _ref(request: web.Request, secret: str, kind: str, *extra: str) -> SendRef:
+    token = request.match_info["token"].removesuffix(".gif")
+    ref = signed_ref(secret, kind, request.match_info["ref"], token, *extra)
+    if ref is None:
+        raise web.HTTPNotFound(text="This link is not valid.")
+    return ref
 
-    async def opened(request: web.Request) -> web.Response:
-        ref = ref_of(request, OPEN)
-        kind = "machine_open" if is_machine(request.headers.get("User-Agent")) else "open"
-        await request.app[campaigns].record_engagement(ref, kind, None)
-        return web.Response(body=_PIXEL, content_type="image/gif", headers=_NO_STORE)
 
-    async def clicked(request: web.Request) -> web.Response:
-        target = request.query.get("u", "")
-        ref = ref_of(request, CLICK, target)
-        if not target.startswith(("https://", "http://")):
-            raise web.HTTPNotFound(text="This link is not valid.")
-        await request.app[campaigns].record_engagement(ref, "click", target)
-        raise web.HTTPFound(target, headers=_NO_STORE)
+async def opened(request: web.Request, settings: Settings, uow: Uow) -> web.Response:
+    ref = _ref(request, settings.tracking_secret, OPEN)
+    kind = "machine_open" if is_machine(request.headers.get("User-Agent")) else "open"
+    await handlers.record_engagement(ref, kind, None, uow)
+    return web.Response(body=_PIXEL, content_type="image/gif", headers=_NO_STORE)
 
-    async def unsubscribe_page(request: web.Request) -> web.Response:
-        ref_of(request, UNSUBSCRIBE)
-        return _page("Unsubscribe", "Stop receiving these emails?",
-                     f'<form method="post" action="{html.escape(request.path)}">'
-                     '<button type="submit">Unsubscribe</button></form>')
 
-    async def unsubscribe(request: web.Request) -> web.Response:
-        ref = ref_of(request, UNSUBSCRIBE)
-        await request.app[campaigns].record_engagement(ref, "unsubscribe", None)
-        return _page("Unsubscribed", "You will not receive these emails any more.", "")
+async def clicked(request: web.Request, settings: Settings, uow: Uow) -> web.Response:
+    target = request.query.get("u", "")
+    ref = _ref(request, settings.tracking_secret, CLICK, target)
+    if not target.startswith(("https://", "http://")):
+        raise web.HTTPNotFound(text="This link is not valid.")
+    await handlers.record_engagement(ref, "click", target, uow)
+    raise web.HTTPFound(target, headers=_NO_STORE)
 
-    return [
-        web.get("/t/o/{ref}/{token}", opened),
-        web.get("/t/c/{ref}/{token}", clicked),
-        web.get("/u/{ref}/{token}", unsubscribe_page),
-        web.post("/u/{ref}/{token}", unsubscribe),
-    ]
+
+async def unsubscribe_page(request: web.Request, settings: Settings) -> web.Response:
+    _ref(request, settings.tracking_secret, UNSUBSCRIBE)
+    return _page("Unsubscribe", "Stop receiving these emails?",
+                 f'<form method="post" action="{html.escape(request.path)}">'
+                 '<button type="submit">Unsubscribe</button></form>')
+
+
+async def unsubscribe(request: web.Request, settings: Settings, uow: Uow) -> web.Response:
+    ref = _ref(request, settings.tracking_secret, UNSUBSCRIBE)
+    await handlers.record_engagement(ref, "unsubscribe", None, uow)
+    return _page("Unsubscribed", "You will not receive these emails any more.", "")
+
+
+def declare(routes: Routes) -> None:
+    """Undocumented: these are the links in emails, not the API."""
+    routes.get("/t/o/{ref}/{token}")(opened)
+    routes.get("/t/c/{ref}/{token}")(clicked)
+    routes.get("/u/{ref}/{token}")(unsubscribe_page)
+    routes.post("/u/{ref}/{token}")(unsubscribe)
 
 
 def _page(title: str, message: str, extra: str) -> web.Response:

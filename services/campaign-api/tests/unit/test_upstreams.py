@@ -5,13 +5,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from campaign_api.adapters.upstream import Upstreams
-from campaign_api.http import CAMPAIGNS, ERRORS, UPSTREAMS, routes
+from campaign_api.http import ERRORS, routes
 from servicekit.http import problem_middleware
 from tests.support.ports import free_port
 
 
 class NothingStored:
-    async def add(self, *args):
+    def __call__(self, *locks, shared=False):
         raise AssertionError("nothing may be stored when an upstream is away")
 
 
@@ -19,9 +19,8 @@ async def test_an_unreachable_segment_service_is_a_503_and_nothing_is_stored():
     closed = f"http://127.0.0.1:{free_port()}"
     app = web.Application(middlewares=[problem_middleware(ERRORS)])
     session = aiohttp.ClientSession()
-    app[CAMPAIGNS] = NothingStored()
-    app[UPSTREAMS] = Upstreams(session, closed, closed)
-    app.add_routes(routes)
+    dependencies = {"uow": NothingStored(), "upstreams": Upstreams(session, closed, closed)}
+    app.add_routes(routes.route_defs(lambda request: dependencies | dict.fromkeys(routes.needs() - set(dependencies))))
     async with TestClient(TestServer(app)) as client:
         answer = await client.post("/api/campaigns", json={
             "name": "c", "segment_id": "4f1e2a3b-0000-4000-8000-000000000000", "start_date": "2030-01-01",
