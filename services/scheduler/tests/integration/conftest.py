@@ -1,6 +1,6 @@
 import pytest
 
-from .adapters import Scheduler
+from services.scheduler.tests.integration.adapters import Scheduler
 
 
 @pytest.fixture
