@@ -1,11 +1,11 @@
-from segment_svc.bootstrap import background, create_app
+from segment_svc.bootstrap import SERVICE
 from segment_svc.settings import Settings
 from servicekit.process import run_service
 
 
 def main() -> None:
     settings = Settings()
-    run_service("segment-svc", settings, create_app, settings.http_port, background)
+    run_service(SERVICE, settings, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,20 @@ class Contact(ContactDraft):
                               change_seq=change_seq)
 
 
+def patched(before: Contact, patch: ContactPatch) -> dict[str, Any]:
+    """The contact's fields once `patch` is applied: those sent replace those stored, and
+    attributes are merged key by key, which must still fit (ContactTooLarge)."""
+    fields = patch.model_dump(exclude_unset=True)
+    merged = before.model_dump() | fields
+    merged["attributes"] = before.attributes | (fields.get("attributes") or {})
+    if fields.get("attributes"):
+        try:
+            attributes_fit(merged["attributes"])
+        except ValueError:
+            raise ContactTooLarge(stored_json_bytes(merged["attributes"])) from None
+    return merged
+
+
 def matters_to_the_mailer(before: Contact, after: Contact) -> bool:
     """Consent and address are what the mailer keeps; other changes are not published."""
     return (before.email, before.marketing_opt_in) != (after.email, after.marketing_opt_in)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from segment_svc.contacts import ContactDraft
 from servicekit.validation import json_path, unstorable
@@ -299,3 +299,40 @@ def rows_of(kind: str, chunks: Iterable[bytes]) -> list[ImportRow | Rejection]:
     reader = Reader(kind)
     rows = [row for chunk in chunks for row in reader.feed(chunk)]
     return rows + list(reader.close())
+
+
+class RejectedLine(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """What an import did; `rejections` lists every rejected line, in order."""
+
+    inserted: int
+    updated: int
+    rejected: int
+    rejections: list[RejectedLine]
+
+
+class ReportJson:
+    """ImportReport's JSON, written as the rejections are read back (there may be a
+    million): the head, each page of rejections, the end. Every value goes through orjson
+    or `%d`, so the pieces make valid JSON whatever a reason holds; a unit test holds the
+    whole to the model's."""
+
+    END = b"]}"
+
+    def __init__(self) -> None:
+        self._first = True
+
+    @staticmethod
+    def head(inserted: int, updated: int, rejected: int) -> bytes:
+        return b'{"inserted": %d, "updated": %d, "rejected": %d, "rejections": [' % (inserted, updated, rejected)
+
+    def rejections(self, rejections: list[Rejection]) -> bytes:
+        items = b",".join(orjson.dumps({"line": r.line, "reason": r.reason}) for r in rejections)
+        if not items:
+            return b""
+        separator, self._first = (b"" if self._first else b","), False
+        return separator + items

@@ -18,9 +18,13 @@ share of that profile summed over the week; the best weekday, the day with the l
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts.steps import TimeOfDay
+from segment_svc.contacts import known_zone
 
 HOURS = 168
 K_SEGMENT = 50.0
@@ -48,6 +52,18 @@ class Evidence:
     contact_shares: list[float]  # sum over contacts with history of n_c[h] / (N_c + K_CONTACT)
     contact_prior_weight: float  # sum over contacts with history of K_CONTACT / (N_c + K_CONTACT)
     global_events: list[int]  # every contact's n[h]
+
+
+class SuggestionQuery(BaseModel):
+    """What a suggestion is asked for: the segment, and the campaign's zone and time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment_id: UUID
+    timezone: str = Field(default="UTC", description="the campaign's zone: recipients without one of their own")
+    default_time_of_day: TimeOfDay = Field(default=time(9, 0), description="the campaign's start time, to compare with")
+
+    _zone = field_validator("timezone")(known_zone)
 
 
 class SendTimeSuggestion(BaseModel):

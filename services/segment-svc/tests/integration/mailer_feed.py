@@ -7,12 +7,13 @@ from contracts import topics
 from contracts.codec import decode
 from contracts.events import ContactChanged, Recipient
 from segment_svc import handlers
-from segment_svc.adapters.postgres import Evaluations, SegmentRepository
 from segment_svc.segments import SegmentDraft
 from servicekit.kafka import Topics
 from servicekit.outbox import unbundle
 from tests.support.events import activation
 from tests.support.kafka import message_count, read_all
+
+from .service import dependencies, handle
 
 EVERYONE = {"operator": "AND", "conditions": [{"field": "email", "op": "contains", "value": "@"}]}
 
@@ -30,10 +31,10 @@ async def told(pool) -> list[ContactChanged]:
 
 async def evaluated(pool, publisher, kafka_bootstrap: str, topic_prefix: str) -> dict[UUID, Recipient]:
     """Every contact as a campaign activated now receives it, by contact id."""
-    segments = SegmentRepository(pool)
-    segment = await segments.add(SegmentDraft(name="everyone", criteria=EVERYONE))
+    wired = await dependencies(pool, publisher, evaluation_batch_size=1000)
+    segment = await wired["segments"].add(SegmentDraft(name="everyone", criteria=EVERYONE))
     run = activation(segment.id)
-    await handlers.evaluate_segment(run, segments, Evaluations(pool), publisher, batch_size=1000)
+    await handle(handlers.evaluate_segment, run, wired)
     topic = Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED)
     records = await read_all(kafka_bootstrap, topic, await message_count(kafka_bootstrap, topic))
     batches = [batch for batch in (decode(topics.SEGMENT_EVALUATED, r.key, r.value) for r in records)

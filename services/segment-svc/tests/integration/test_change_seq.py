@@ -5,10 +5,10 @@ newer of the two consents it hears of."""
 
 import pytest
 
-from segment_svc.adapters.postgres import ContactRepository
 from segment_svc.contacts import ContactDraft, ContactPatch
 
 from .mailer_feed import evaluated, told
+from .service import dependencies
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ async def change_seq_of(pool, contact_id) -> int:
 
 async def test_recipients_carry_the_consent_and_change_seq_of_their_contact_when_evaluated(
         client, pool, publisher, kafka_bootstrap, topic_prefix):
-    contacts = ContactRepository(pool)
+    contacts = (await dependencies(pool))["audience"]
     ann = await contacts.add(ContactDraft(email="ann@example.com", marketing_opt_in=True))
     bob = await contacts.add(ContactDraft(email="bob@example.com"))
     created = {event.contact_id: event for event in await told(pool)}
@@ -44,7 +44,7 @@ async def test_recipients_carry_the_consent_and_change_seq_of_their_contact_when
 
 
 async def test_every_update_raises_the_change_seq_whichever_statement_makes_it(pool):
-    contacts = ContactRepository(pool)
+    contacts = (await dependencies(pool))["audience"]
     cid = (await contacts.add(ContactDraft(email="cid@example.com"))).id
     seen = [await change_seq_of(pool, cid)]
     await pool.execute("DELETE FROM outbox")

@@ -9,7 +9,6 @@ from contracts import topics
 from contracts.codec import decode
 from contracts.events import ContactUpserted
 from segment_svc import handlers
-from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, ContactPatch
 from segment_svc.segments import SegmentDraft
 from servicekit.kafka import ConsumerLoop, Subscription, Topics
@@ -17,11 +16,14 @@ from tests.support.events import activation
 from tests.support.kafka import message_count, read_all
 from tests.support.polling import eventually
 
+from .service import dependencies, handle
+
 pytestmark = pytest.mark.integration
 
 
 async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, kafka_bootstrap, topic_prefix):
-    contacts = ContactRepository(pool)
+    wired = await dependencies(pool, publisher, evaluation_batch_size=2)
+    contacts = wired["audience"]
     matching = {}
     for i in range(7):
         plan = "pro" if i < 5 else "free"
@@ -35,12 +37,11 @@ async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, k
     awkward = next(iter(matching))
     matching[awkward] = await contacts.update(awkward, ContactPatch(
         first_name='Zo\u00eb "Z" \\ \n\t\u0001', last_name=None, attributes={"plan": "pro", "visits": 99}))
-    segments = SegmentRepository(pool)
-    segment = await segments.add(SegmentDraft(name="pro", criteria={
+    segment = await wired["segments"].add(SegmentDraft(name="pro", criteria={
         "operator": "AND", "conditions": [{"field": "attributes.plan", "op": "eq", "value": "pro"}]}))
     run = activation(segment.id)
 
-    await handlers.evaluate_segment(run, segments, Evaluations(pool), publisher, batch_size=2)
+    await handle(handlers.evaluate_segment, run, wired)
     topic = Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED)
     batches = sorted((decode(topics.SEGMENT_EVALUATED, r.key, r.value) for r in await read_all(
         kafka_bootstrap, topic, 3)), key=lambda batch: batch.batch_no)
@@ -56,14 +57,15 @@ async def test_a_segment_is_published_in_batches_once_per_run(pool, publisher, k
                                           contact.attributes)
     assert recipients[awkward].attributes["visits"] == 99
 
-    await handlers.evaluate_segment(run, segments, Evaluations(pool), publisher, batch_size=2)  # redelivered
+    await handle(handlers.evaluate_segment, run, wired)  # redelivered
     assert await message_count(kafka_bootstrap, topic) == 3
 
 
 async def test_contacts_from_other_systems_are_validated_and_bad_ones_dead_lettered(
         pool, publisher, kafka_bootstrap, topic_prefix):
-    contacts = ContactRepository(pool)
-    existing = await contacts.add(ContactDraft(email="old@example.com", first_name="Olga", attributes={"a": 1}))
+    wired = await dependencies(pool, publisher)
+    contacts = wired["contacts"]
+    existing = await wired["audience"].add(ContactDraft(email="old@example.com", first_name="Olga", attributes={"a": 1}))
     names = Topics(topic_prefix)
     raw = publisher._producer  # bytes no event would make
     await raw.send_and_wait(names.physical(topics.CONTACT_UPSERTED), b'{"email": "not an address"}', key=b"x")
@@ -74,7 +76,7 @@ async def test_contacts_from_other_systems_are_validated_and_bad_ones_dead_lette
     ])
 
     async def on_upserted(event):
-        await handlers.upsert_contact(event, contacts)
+        await handle(handlers.upsert_contact, event, wired)
 
     stop = asyncio.Event()
     loop = ConsumerLoop(kafka_bootstrap, names, Subscription("segment-svc-test", {topics.CONTACT_UPSERTED: on_upserted}),

@@ -7,11 +7,12 @@ import json
 import pytest
 
 from contracts.events import ContactChanged
-from segment_svc.adapters.postgres import _RECIPIENT, ContactRepository
+from segment_svc.adapters.postgres import _RECIPIENT
 from segment_svc.contacts import ContactDraft
 from tests.support.polling import eventually
 
 from .mailer_feed import evaluated, told
+from .service import dependencies
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ async def import_file(client, body: bytes, kind: str = "application/x-ndjson"):
 
 
 async def test_an_import_reports_every_row_and_stores_the_good_ones(client, pool):
-    contacts = ContactRepository(pool)
+    contacts = (await dependencies(pool))["audience"]
     kept = await contacts.add(ContactDraft(email="kept@example.com", first_name="Kim", timezone="Europe/Paris",
                                            marketing_opt_in=True, attributes={"plan": "pro", "age": 40}))
     await contacts.add(ContactDraft(email="same@example.com", marketing_opt_in=True))
@@ -144,7 +145,7 @@ async def _all_idle(pool) -> bool:
 
 
 async def test_a_file_that_meets_an_existing_contact_partway_keeps_the_batches_copied_before(client, pool):
-    await ContactRepository(pool).add(ContactDraft(email="old@example.com", first_name="Olga"))
+    await (await dependencies(pool))["audience"].add(ContactDraft(email="old@example.com", first_name="Olga"))
     await pool.execute("DELETE FROM outbox")
     new = [{"email": f"n{i}@example.com", "marketing_opt_in": True} for i in range(7)]
     # Batches of 3: two go the fast way (COPY); the third meets old@ and takes the careful way.
@@ -164,7 +165,7 @@ async def test_a_file_that_meets_an_existing_contact_partway_keeps_the_batches_c
 
 async def test_what_an_import_tells_the_mailer_carries_the_change_seq_an_evaluation_then_reads(
         client, pool, publisher, kafka_bootstrap, topic_prefix):
-    old = await ContactRepository(pool).add(ContactDraft(email="old@example.com", marketing_opt_in=True))
+    old = await (await dependencies(pool))["audience"].add(ContactDraft(email="old@example.com", marketing_opt_in=True))
     await pool.execute("DELETE FROM outbox")
     # Batches of 3: the first is COPYed; the second meets old@ and is upserted from staging
     # (old@ updated, last@ inserted).
@@ -186,7 +187,7 @@ async def test_what_an_import_tells_the_mailer_carries_the_change_seq_an_evaluat
 
 
 async def test_a_contact_another_request_creates_during_the_import_is_reported_not_overwritten(client, pool):
-    await ContactRepository(pool).add(ContactDraft(email="old@example.com"))
+    await (await dependencies(pool))["audience"].add(ContactDraft(email="old@example.com"))
     other = await pool.acquire()
     try:
         racing = other.transaction()

@@ -14,10 +14,11 @@ from contracts.events import CampaignScheduled, SegmentEvaluated
 from scheduler.adapters.postgres import SendStore
 from scheduler.handlers import record_activation, record_recipients
 from segment_svc import handlers
-from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, ContactPatch
 from segment_svc.segments import SegmentDraft
 from tests.support.events import activation
+
+from .service import dependencies, handle
 
 pytestmark = pytest.mark.integration
 
@@ -59,10 +60,11 @@ class Scenario:
     """`count` contacts of a plan of their own, a segment of them, and a run of one email."""
 
     def __init__(self, pool, store: SendStore) -> None:
-        self.contacts, self.segments, self.evaluations = ContactRepository(pool), SegmentRepository(pool), Evaluations(pool)
-        self.store = store
+        self.pool, self.store = pool, store
 
     async def prepare(self, count: int, others: int = 0) -> list:
+        self.wired = await dependencies(self.pool, evaluation_batch_size=2)
+        self.contacts, self.segments = self.wired["audience"], self.wired["segments"]
         ids = [(await self.contacts.add(ContactDraft(email=f"m{i}@example.com", attributes={"plan": "pro"}))).id
                for i in range(count)]
         self.others = [(await self.contacts.add(ContactDraft(email=f"o{i}@example.com", attributes={"plan": "free"}))).id
@@ -73,7 +75,7 @@ class Scenario:
         return sorted(ids)  # the order the evaluation walks them in
 
     async def evaluate(self, publisher: RecordingPublisher) -> None:
-        await handlers.evaluate_segment(self.run, self.segments, self.evaluations, publisher, batch_size=2)
+        await handle(handlers.evaluate_segment, self.run, {**self.wired, "publisher": publisher})
 
     async def crash_after(self, batches: int) -> RecordingPublisher:
         first = RecordingPublisher(crash_after=batches)

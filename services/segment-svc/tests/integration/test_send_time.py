@@ -9,7 +9,6 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from contracts import topics
@@ -17,15 +16,14 @@ from contracts.codec import decode
 from contracts.enums import EngagementKind
 from contracts.events import EmailEngagement
 from segment_svc import handlers
-from segment_svc.adapters.postgres import ContactRepository, EngagementHistory, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft
-from segment_svc.http import CONTACTS, ERRORS, HISTORY, SEGMENTS, routes
 from segment_svc.segments import SegmentDraft
 from segment_svc.send_time import contact_best_hour, segment_profile
-from servicekit.http import problem_middleware
 from servicekit.kafka import Topics
 from tests.support.events import activation
 from tests.support.kafka import read_all
+
+from .service import app_of, dependencies, handle
 
 pytestmark = pytest.mark.integration
 
@@ -36,29 +34,27 @@ MONDAY = datetime(2026, 11, 2)  # a Monday, local time
 @pytest.fixture
 async def setting(service_pool):
     pool = await service_pool("segment", "segment_svc")
-    app = web.Application(middlewares=[problem_middleware(ERRORS)])
-    app[CONTACTS], app[SEGMENTS], app[HISTORY] = ContactRepository(pool), SegmentRepository(pool), EngagementHistory(pool)
-    app.add_routes(routes)
-    async with TestClient(TestServer(app)) as client:
-        yield app, client
+    wired = await dependencies(pool, evaluation_batch_size=25)
+    async with TestClient(TestServer(app_of(wired))) as client:
+        yield wired, client
 
 
-async def segment_of(app, tag: str, people: int) -> tuple[str, list]:
+async def segment_of(wired, tag: str, people: int) -> tuple[str, list]:
     contacts = []
     for i in range(people):
-        contacts.append(await app[CONTACTS].add(ContactDraft(
+        contacts.append(await wired["audience"].add(ContactDraft(
             email=f"{tag}{i}@example.com", timezone=ZONES[i % len(ZONES)], attributes={"group": tag})))
-    segment = await app[SEGMENTS].add(SegmentDraft(name=tag, criteria={
+    segment = await wired["segments"].add(SegmentDraft(name=tag, criteria={
         "operator": "AND", "conditions": [{"field": "attributes.group", "op": "eq", "value": tag}]}))
     return str(segment.id), contacts
 
 
-async def engage(app, contact, local: datetime, kind=EngagementKind.OPEN, machine=False) -> EmailEngagement:
+async def engage(wired, contact, local: datetime, kind=EngagementKind.OPEN, machine=False) -> EmailEngagement:
     """An open or click at this local time of the contact's, as campaign-api publishes it."""
     zone = ZoneInfo(contact.timezone or "UTC")
     event = EmailEngagement(campaign_id=uuid4(), run_id=uuid4(), send_id=uuid4(), contact_id=contact.id, step_index=0,
                             kind=kind, machine=machine, occurred_at=local.replace(tzinfo=zone).astimezone(UTC))
-    await handlers.remember_engagement(event, app[CONTACTS], app[HISTORY])
+    await handle(handlers.remember_engagement, event, wired)
     return event
 
 
@@ -68,12 +64,12 @@ async def suggestion(client, segment_id: str, **query) -> dict:
     return await answer.json()
 
 
-async def history_with_known_hours(app) -> tuple[str, list, dict, int]:
+async def history_with_known_hours(wired) -> tuple[str, list, dict, int]:
     """60 contacts, most preferring 14:00, a third 20:00 or 07:00; 75% of each one's
     opens and clicks within an hour of their preference, the rest anywhere in the week.
     Returns the segment, its contacts, their preferred hours and the count of human events."""
     rng = random.Random(11)
-    segment_id, contacts = await segment_of(app, "pref", 60)
+    segment_id, contacts = await segment_of(wired, "pref", 60)
     preferred, human = {}, 1  # the repeated open below counts once
     for contact in contacts:
         preferred[contact.id] = rng.choices([14, 20, 7], [6, 2, 2])[0]
@@ -83,19 +79,19 @@ async def history_with_known_hours(app) -> tuple[str, list, dict, int]:
                 local = MONDAY + timedelta(days=rng.randrange(5), hours=hour, minutes=rng.randrange(60))
             else:
                 local = MONDAY + timedelta(minutes=rng.randrange(7 * 24 * 60))
-            await engage(app, contact, local, rng.choice([EngagementKind.OPEN, EngagementKind.CLICK]))
+            await engage(wired, contact, local, rng.choice([EngagementKind.OPEN, EngagementKind.CLICK]))
             human += 1
     # Machine opens at 03:00 are not engagement, and a redelivered event counts once.
     for contact in contacts[:40]:
-        await engage(app, contact, MONDAY + timedelta(hours=3), machine=True)
-    repeated = await engage(app, contacts[0], MONDAY + timedelta(hours=3))
-    await handlers.remember_engagement(repeated, app[CONTACTS], app[HISTORY])
+        await engage(wired, contact, MONDAY + timedelta(hours=3), machine=True)
+    repeated = await engage(wired, contacts[0], MONDAY + timedelta(hours=3))
+    await handle(handlers.remember_engagement, repeated, wired)
     return segment_id, contacts, preferred, human
 
 
 async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(setting):
-    app, client = setting
-    segment_id, contacts, preferred, human = await history_with_known_hours(app)
+    wired, client = setting
+    segment_id, contacts, preferred, human = await history_with_known_hours(wired)
 
     answer = await suggestion(client, segment_id, timezone="Europe/Paris", default_time_of_day="09:00")
     assert answer["fallback"] is False and answer["reason"] is None
@@ -105,21 +101,21 @@ async def test_the_suggestion_recovers_the_segments_hour_and_each_contacts_own(s
     assert answer["contacts"] == answer["contacts_with_history"] == 60
     assert answer["events"] == human, "machine opens and repeats are not engagement"
 
-    evidence = await app[HISTORY].evidence((await app[SEGMENTS].get(segment_id)).criteria)
-    counts = await app[HISTORY].hours_of([c.id for c in contacts])
+    evidence = await wired["history"].evidence((await wired["segments"].get(segment_id)).criteria)
+    counts = await wired["history"].hours_of([c.id for c in contacts])
     own = Counter(contact_best_hour(counts[c.id], segment_profile(evidence)) == preferred[c.id] for c in contacts)
     assert own[True] >= 0.8 * len(contacts), own
 
 
 async def test_contacts_without_a_timezone_are_read_in_the_campaigns(setting):
-    app, client = setting
-    contacts = [await app[CONTACTS].add(ContactDraft(email=f"nozone{i}@example.com", attributes={"group": "nozone"}))
+    wired, client = setting
+    contacts = [await wired["audience"].add(ContactDraft(email=f"nozone{i}@example.com", attributes={"group": "nozone"}))
                 for i in range(12)]
-    segment = await app[SEGMENTS].add(SegmentDraft(name="nozone", criteria={
+    segment = await wired["segments"].add(SegmentDraft(name="nozone", criteria={
         "operator": "AND", "conditions": [{"field": "attributes.group", "op": "eq", "value": "nozone"}]}))
     for contact in contacts:
         for day in range(4):  # 14:00 UTC, as their engagement is counted
-            await engage(app, contact, MONDAY + timedelta(days=day, hours=14, minutes=10))
+            await engage(wired, contact, MONDAY + timedelta(days=day, hours=14, minutes=10))
 
     in_tokyo = await suggestion(client, str(segment.id), timezone="Asia/Tokyo")  # UTC+9 all year
     assert (in_tokyo["fallback"], in_tokyo["start_time_of_day"]) == (False, "23:00")
@@ -127,9 +123,9 @@ async def test_contacts_without_a_timezone_are_read_in_the_campaigns(setting):
 
 
 async def test_with_too_little_history_the_answer_is_the_documented_fallback(setting):
-    app, client = setting
-    segment_id, contacts = await segment_of(app, "new", 8)
-    await engage(app, contacts[0], MONDAY + timedelta(hours=18))
+    wired, client = setting
+    segment_id, contacts = await segment_of(wired, "new", 8)
+    await engage(wired, contacts[0], MONDAY + timedelta(hours=18))
     answer = await suggestion(client, segment_id, default_time_of_day="10:30")
     assert answer["fallback"] is True and answer["start_time_of_day"] == "10:30"
     assert "too little history" in answer["reason"] and answer["events"] == 1
@@ -149,11 +145,10 @@ async def test_a_bad_query_names_its_field(setting):
 
 async def test_with_optimize_send_time_most_recipients_carry_their_own_hour(setting, publisher, kafka_bootstrap,
                                                                             topic_prefix):
-    app, _ = setting
-    segment_id, contacts, preferred, _ = await history_with_known_hours(app)
+    wired, _ = setting
+    segment_id, contacts, preferred, _ = await history_with_known_hours(wired)
     run = activation(segment_id, optimize_send_time=True)
-    evaluations = Evaluations(app[HISTORY]._pool)
-    await handlers.evaluate_segment(run, app[SEGMENTS], evaluations, publisher, 25, app[HISTORY])
+    await handle(handlers.evaluate_segment, run, {**wired, "publisher": publisher})
     records = await read_all(kafka_bootstrap, Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED), 3)
     recipients = [r for record in records for r in decode(topics.SEGMENT_EVALUATED, record.key, record.value).recipients]
     assert len(recipients) == 60

@@ -14,12 +14,13 @@ from contracts import topics
 from contracts.codec import ATTRIBUTES_BYTES, RECIPIENT_BYTES, decode
 from contracts.events import ContactUpserted
 from segment_svc import handlers
-from segment_svc.adapters.postgres import ContactRepository, Evaluations, SegmentRepository
 from segment_svc.contacts import ContactDraft, stored_json_bytes
 from segment_svc.segments import SegmentDraft
 from servicekit.kafka import ConsumerLoop, Subscription, Topics
 from tests.support.events import activation
 from tests.support.kafka import message_count, read_all
+
+from .service import dependencies, handle
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ async def test_attributes_are_measured_as_postgresql_stores_them(pool, attribute
 
 
 async def test_the_largest_contact_fits_a_recipient(pool):
-    contacts = ContactRepository(pool)
+    contacts = (await dependencies(pool))["audience"]
     largest = await contacts.add(ContactDraft(
         email=("é" * 64) + "@" + ".".join(["a" * 60] * 2) + ".fr", first_name="\u0001" * 200,
         last_name='"' * 200, timezone="America/Argentina/ComodRivadavia", marketing_opt_in=True,
@@ -78,7 +79,7 @@ async def test_attributes_too_large_are_refused_when_created_or_merged(client, p
 
 
 async def test_an_import_rejects_rows_whose_attributes_are_too_large_alone_or_merged(client, pool):
-    contacts = ContactRepository(pool)
+    contacts = (await dependencies(pool))["audience"]
     await contacts.add(ContactDraft(email="half@example.com", attributes=bio(40_000)))
     body = "\n".join(json.dumps(row) for row in [
         {"email": "new@example.com", "attributes": {"a": 1}},
@@ -96,8 +97,8 @@ async def test_an_import_rejects_rows_whose_attributes_are_too_large_alone_or_me
 
 async def test_a_contact_upserted_too_large_is_dead_lettered_with_the_reason(pool, publisher, kafka_bootstrap,
                                                                              topic_prefix):
-    contacts = ContactRepository(pool)
-    await contacts.add(ContactDraft(email="half@example.com", attributes=bio(40_000)))
+    wired = await dependencies(pool, publisher)
+    await wired["audience"].add(ContactDraft(email="half@example.com", attributes=bio(40_000)))
     await publisher.publish_all([
         ContactUpserted(email="big@example.com", attributes=bio(ATTRIBUTES_BYTES + 1)),
         ContactUpserted(email="half@example.com", attributes={"more": "y" * 30_000}),
@@ -105,7 +106,7 @@ async def test_a_contact_upserted_too_large_is_dead_lettered_with_the_reason(poo
     ])
 
     async def on_upserted(event):
-        await handlers.upsert_contact(event, contacts)
+        await handle(handlers.upsert_contact, event, wired)
 
     names, stop = Topics(topic_prefix), asyncio.Event()
     loop = ConsumerLoop(kafka_bootstrap, names, Subscription("segment-svc-sizes", {topics.CONTACT_UPSERTED: on_upserted}),
@@ -122,14 +123,14 @@ async def test_a_contact_upserted_too_large_is_dead_lettered_with_the_reason(poo
 
 async def test_an_evaluation_cuts_its_batches_by_bytes_under_the_message_size(pool, publisher, kafka_bootstrap,
                                                                              topic_prefix):
-    contacts, segments = ContactRepository(pool), SegmentRepository(pool)
+    message_bytes = RECIPIENT_BYTES + 2_000  # the smallest the setting takes: ~70 of these contacts
+    wired = await dependencies(pool, publisher, kafka_message_bytes=message_bytes)
+    contacts, segments = wired["audience"], wired["segments"]
     for i in range(300):
         await contacts.add(ContactDraft(email=f"c{i}@example.com", attributes={"plan": "pro", **bio(1_000)}))
     segment = await segments.add(SegmentDraft(name="pro", criteria={
         "operator": "AND", "conditions": [{"field": "attributes.plan", "op": "eq", "value": "pro"}]}))
-    message_bytes = RECIPIENT_BYTES + 2_000  # the smallest the setting takes: ~70 of these contacts
-    await handlers.evaluate_segment(activation(segment.id), segments, Evaluations(pool), publisher, batch_size=2000,
-                                    message_bytes=message_bytes)
+    await handle(handlers.evaluate_segment, activation(segment.id), wired)
 
     topic = Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED)
     records = await read_all(kafka_bootstrap, topic, await message_count(kafka_bootstrap, topic))
@@ -142,7 +143,8 @@ async def test_an_evaluation_cuts_its_batches_by_bytes_under_the_message_size(po
 
 async def test_a_contact_stored_too_large_before_the_limit_is_left_out_and_logged(pool, publisher, kafka_bootstrap,
                                                                                  topic_prefix, capsys):
-    contacts, segments = ContactRepository(pool), SegmentRepository(pool)
+    wired = await dependencies(pool, publisher)
+    contacts, segments = wired["audience"], wired["segments"]
     for i in range(3):
         await contacts.add(ContactDraft(email=f"c{i}@example.com", attributes={"plan": "pro"}))
     await pool.execute("ALTER TABLE contacts DROP CONSTRAINT recipient_fits_a_message")
@@ -150,7 +152,7 @@ async def test_a_contact_stored_too_large_before_the_limit_is_left_out_and_logge
                        {"plan": "pro", **bio(1_100_000)})  # over a whole message
     segment = await segments.add(SegmentDraft(name="pro", criteria={
         "operator": "AND", "conditions": [{"field": "attributes.plan", "op": "eq", "value": "pro"}]}))
-    await handlers.evaluate_segment(activation(segment.id), segments, Evaluations(pool), publisher, batch_size=2000)
+    await handle(handlers.evaluate_segment, activation(segment.id), wired)
 
     topic = Topics(topic_prefix).physical(topics.SEGMENT_EVALUATED)
     [record] = await read_all(kafka_bootstrap, topic, 1)

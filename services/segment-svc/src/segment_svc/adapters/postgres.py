@@ -3,28 +3,25 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from contracts.events import ContactChanged
 from segment_svc.contacts import (
     Contact,
     ContactDraft,
     ContactNotFound,
-    ContactPatch,
     ContactTooLarge,
     EmailTaken,
-    attributes_fit,
-    matters_to_the_mailer,
     new_contact_id,
     stored_json_bytes,
 )
 from segment_svc.criteria import Group, compile_criteria
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
 from segment_svc.send_time import HOURS, K_CONTACT, Evidence, hours_from_utc
-from servicekit import outbox
 from servicekit.database import keyset_page
+from servicekit.uow import Transaction
 
 _CONTACT = "id, email, first_name, last_name, timezone, marketing_opt_in, attributes, created_at, updated_at"
 # A write also returns the change sequence the database gave it (migration 0007), for its
@@ -45,84 +42,82 @@ _STORED = {"stored": True}
 
 
 class ContactRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    """Contacts, on the pool (reads) or on a unit of work's connection (writes: the
+    handlers emit their contact.changed in the same transaction)."""
 
-    async def add(self, draft: ContactDraft) -> Contact:
-        async with self._pool.acquire() as connection, connection.transaction():
-            try:
-                row = await connection.fetchrow(
-                    f"INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)"
-                    f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_WRITTEN}",
-                    new_contact_id(), draft.email, draft.first_name, draft.last_name, draft.timezone,
-                    draft.marketing_opt_in, draft.attributes,
-                )
-            except asyncpg.UniqueViolationError:
-                raise EmailTaken(draft.email) from None
-            except asyncpg.CheckViolationError:  # the recipient it makes (migration 0008)
-                raise ContactTooLarge(stored_json_bytes(draft.attributes)) from None
-            contact = _contact(row)
-            await outbox.add(connection, contact.changed(row["change_seq"]))
-            return contact
+    def __init__(self, db: asyncpg.Pool | asyncpg.Connection) -> None:
+        self._db = db
+
+    async def insert(self, draft: ContactDraft) -> tuple[Contact, int]:
+        """The new contact, and the change sequence the database gave it."""
+        try:
+            row = await self._db.fetchrow(
+                f"INSERT INTO contacts (id, email, first_name, last_name, timezone, marketing_opt_in, attributes)"
+                f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_WRITTEN}",
+                new_contact_id(), draft.email, draft.first_name, draft.last_name, draft.timezone,
+                draft.marketing_opt_in, draft.attributes,
+            )
+        except asyncpg.UniqueViolationError:
+            raise EmailTaken(draft.email) from None
+        except asyncpg.CheckViolationError:  # the recipient it makes (migration 0008)
+            raise ContactTooLarge(stored_json_bytes(draft.attributes)) from None
+        return _contact(row), row["change_seq"]
 
     async def get(self, contact_id: UUID) -> Contact:
-        row = await self._pool.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1", contact_id)
+        row = await self._db.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1", contact_id)
         if row is None:
             raise ContactNotFound(contact_id)
         return _contact(row)
 
-    async def update(self, contact_id: UUID, patch: ContactPatch) -> Contact:
-        fields = patch.model_dump(exclude_unset=True)
-        async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
-            if row is None:
-                raise ContactNotFound(contact_id)
-            before = _contact(row)
-            merged = before.model_dump() | fields
-            merged["attributes"] = before.attributes | (fields.get("attributes") or {})
-            if fields.get("attributes"):
-                _fits_merged(merged["attributes"])
-            try:
-                row = await connection.fetchrow(
-                    "UPDATE contacts SET email = $2, first_name = $3, last_name = $4, timezone = $5,"
-                    " marketing_opt_in = $6, attributes = $7, updated_at = now()"
-                    f" WHERE id = $1 RETURNING {_WRITTEN}",
-                    contact_id, merged["email"], merged["first_name"], merged["last_name"],
-                    merged["timezone"], merged["marketing_opt_in"], merged["attributes"],
-                )
-            except asyncpg.UniqueViolationError:
-                raise EmailTaken(merged["email"]) from None
-            except asyncpg.CheckViolationError:
-                raise ContactTooLarge(stored_json_bytes(merged["attributes"])) from None
-            after = _contact(row)
-            if matters_to_the_mailer(before, after):
-                await outbox.add(connection, after.changed(row["change_seq"]))
-            return after
+    async def lock(self, contact_id: UUID) -> Contact:
+        """The contact as stored, locked until the transaction ends."""
+        row = await self._db.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
+        if row is None:
+            raise ContactNotFound(contact_id)
+        return _contact(row)
+
+    async def write(self, contact_id: UUID, fields: dict[str, Any]) -> tuple[Contact, int]:
+        """Stores every field of the contact (`contacts.patched`); the contact as written,
+        and its new change sequence."""
+        try:
+            row = await self._db.fetchrow(
+                "UPDATE contacts SET email = $2, first_name = $3, last_name = $4, timezone = $5,"
+                " marketing_opt_in = $6, attributes = $7, updated_at = now()"
+                f" WHERE id = $1 RETURNING {_WRITTEN}",
+                contact_id, fields["email"], fields["first_name"], fields["last_name"],
+                fields["timezone"], fields["marketing_opt_in"], fields["attributes"],
+            )
+        except asyncpg.UniqueViolationError:
+            raise EmailTaken(fields["email"]) from None
+        except asyncpg.CheckViolationError:
+            raise ContactTooLarge(stored_json_bytes(fields["attributes"])) from None
+        if row is None:
+            raise ContactNotFound(contact_id)
+        return _contact(row), row["change_seq"]
 
     async def delete(self, contact_id: UUID) -> None:
-        async with self._pool.acquire() as connection, connection.transaction():
-            if await connection.execute("DELETE FROM contacts WHERE id = $1", contact_id) == "DELETE 0":
-                raise ContactNotFound(contact_id)
-            await outbox.add(connection, ContactChanged(contact_id=contact_id, deleted=True))
+        if await self._db.execute("DELETE FROM contacts WHERE id = $1", contact_id) == "DELETE 0":
+            raise ContactNotFound(contact_id)
 
     async def id_of(self, email: str) -> UUID | None:
-        return await self._pool.fetchval("SELECT id FROM contacts WHERE email = $1", email)
+        return await self._db.fetchval("SELECT id FROM contacts WHERE email = $1", email)
 
     async def page(self, after: tuple | None, limit: int) -> list[Contact]:
         """In id order, which is creation order (ids are time-ordered); the cursor's
         creation time is not needed."""
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             f"SELECT {_CONTACT} FROM contacts WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
             after[1] if after else None, limit,
         )
         return [_contact(row) for row in rows]
 
 
-def _fits_merged(attributes: dict) -> None:
-    try:
-        attributes_fit(attributes)
-    except ValueError:
-        raise ContactTooLarge(stored_json_bytes(attributes)) from None
+class SegmentTransaction(Transaction):
+    """One unit of work of segment-svc: its contacts, and the outbox (`emit`)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.contacts = ContactRepository(connection)
 
 
 def _segment(row: asyncpg.Record) -> Segment:
