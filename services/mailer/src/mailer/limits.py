@@ -5,7 +5,7 @@ connections, and no domain sees more than it allows."""
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 
@@ -25,11 +25,13 @@ class TokenBucket:
 
 
 class SendingLimits:
-    """0 means no limit. Domains are compared lower-cased."""
+    """0 means no limit. Domains are compared lower-cased. The clock and the wait are
+    given, so that a test can pace without waiting."""
 
     def __init__(self, global_rate: float, domain_rate: float, domain_concurrency: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._clock, self._sleep = clock, sleep
         burst = lambda rate: max(1.0, rate / 10)  # noqa: E731 - a tenth of a second's worth
         self._global = TokenBucket(global_rate, burst(global_rate), clock()) if global_rate else None
         self._domain_rate = domain_rate
@@ -54,4 +56,4 @@ class SendingLimits:
 
     async def _wait(self, bucket: TokenBucket | None) -> None:
         if bucket is not None and (delay := bucket.take(self._clock())) > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)

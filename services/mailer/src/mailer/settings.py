@@ -3,10 +3,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from servicekit.settings import CommonSettings
+from servicekit.settings import TrackingSettings
 
 
-class Settings(CommonSettings):
+class Settings(TrackingSettings):
+    """The mailer's environment. PUBLIC_BASE_URL, TRACKING_SECRET and ENVIRONMENT come from
+    TrackingSettings, which refuses the public default secret outside development."""
+
     http_port: int = 8084
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -26,8 +29,6 @@ class Settings(CommonSettings):
     domain_concurrency: int = Field(default=16, ge=0, description="SMTP transactions at once per domain")
     delivery_chunk: int = Field(default=50, ge=1, description="sends claimed and recorded together")
     mail_from: str = "Campaigns <campaigns@localhost>"
-    public_base_url: str = "http://127.0.0.1:8080"
-    tracking_secret: str = "change-me"
     smtp_retry_initial_seconds: float = 300
     smtp_retry_max_seconds: float = 3600
     smtp_retry_lifetime_seconds: float = 259200

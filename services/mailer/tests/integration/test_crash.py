@@ -27,7 +27,8 @@ async def test_a_killed_mailer_loses_nothing_and_resends_only_what_was_in_flight
 ):
     with SmtpServer() as smtp:
         env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-               "KAFKA_TOPIC_PREFIX": topic_prefix, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port)}
+               "KAFKA_TOPIC_PREFIX": topic_prefix, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
+               "TRACKING_SECRET": "integration-tracking-secret"}
 
         def start_mailer(name: str):
             port = free_port()

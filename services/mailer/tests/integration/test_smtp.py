@@ -11,13 +11,14 @@ from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
 
+SECRET = "integration-tracking-secret"
 MESSAGE = b"Subject: hi\r\nMessage-ID: <x@example.com>\r\n\r\nHello\r\n"
 
 
 async def send_one(port: int, auth: tuple[str, str] | None = None, smtp_timeout: float = 5.0) -> SmtpAnswer:
     user, password = auth or (None, None)
     pool = SmtpPool(Settings(smtp_port=port, smtp_username=user, smtp_password=password, smtp_connections=1,
-                             smtp_timeout_seconds=smtp_timeout))
+                             smtp_timeout_seconds=smtp_timeout, tracking_secret=SECRET))
     try:
         async with pool.connection() as connection:
             return await connection.send(MESSAGE, "news@example.com", "ada@example.com")
@@ -66,7 +67,7 @@ async def test_answers_to_the_message_are_the_recipients(answer, code):
 
 async def test_a_kept_connection_the_server_dropped_is_opened_again_at_once():
     with SmtpServer() as smtp:
-        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1))
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1, tracking_secret=SECRET))
         try:
             async with pool.connection() as connection:
                 assert (await connection.send(MESSAGE, "news@example.com", "a@example.com")).code == 250

@@ -42,7 +42,7 @@ class Mailer:
         self.process = spawn("mailer", {
             **os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "KAFKA_TOPIC_PREFIX": topic_prefix, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
-            "HTTP_PORT": str(self.port), **extra,
+            "HTTP_PORT": str(self.port), "TRACKING_SECRET": "integration-tracking-secret", **extra,
         }, logs / "mailer.log")
 
     async def health(self) -> dict:
