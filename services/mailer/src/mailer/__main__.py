@@ -1,11 +1,11 @@
-from mailer.bootstrap import background, create_app
+from mailer.bootstrap import SERVICE
 from mailer.settings import Settings
 from servicekit.process import run_service
 
 
 def main() -> None:
     settings = Settings()
-    run_service("mailer", settings, create_app, settings.http_port, background)
+    run_service(SERVICE, settings, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The ledger and the campaign states on the real PostgreSQL."""
+"""The ledger (through the mailer's unit of work and the handlers' steps that write it),
+the consent cache and the campaign states on the real PostgreSQL."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -9,8 +10,9 @@ import pytest
 from contracts.enums import DeliveryStatus
 from contracts.events import ContactChanged, Recipient, SendDue
 from contracts.steps import EmailContent
-from mailer.adapters.postgres import CampaignStateStore, ConsentCache, Ledger
+from mailer.adapters.postgres import CampaignStateStore, ConsentCache, unit_of_work
 from mailer.domain import CampaignState, Outcome
+from mailer.handlers import answer_again, record_outcomes
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +26,28 @@ def send_due(attempt: int = 1) -> SendDue:
     return SendDue(send_id=uuid4(), campaign_id=uuid4(), run_id=uuid4(), step_index=0, attempt=attempt,
                    recipient=Recipient(contact_id=uuid4(), email="a@example.com"),
                    content=EmailContent(subject="s", text="t"), due_at=datetime.now(UTC))
+
+
+class Ledger:
+    """The ledger's claim, the handlers' record and answer, and the count, each in a
+    transaction of its own as the mailer runs them."""
+
+    def __init__(self, pool) -> None:
+        self.uow = unit_of_work(pool)
+
+    async def claim(self, sends):
+        async with self.uow() as tx:
+            return await tx.ledger.claim(sends)
+
+    async def record(self, outcomes, released=()):
+        await record_outcomes(self.uow, outcomes, list(released))
+
+    async def answer_again(self, sends):
+        return await answer_again(self.uow, sends)
+
+    async def resent_after_crash(self):
+        async with self.uow() as tx:
+            return await tx.ledger.resent_after_crash()
 
 
 async def answers(pool, send: SendDue) -> list[tuple[str, int, str | None]]:

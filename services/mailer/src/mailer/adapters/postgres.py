@@ -1,29 +1,16 @@
-"""The send ledger and the consent cache in Postgres (schema `mailer`)."""
+"""The send ledger, the consent cache and the campaigns' states in Postgres (schema
+`mailer`): SQL in, domain values out."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 from contracts.enums import DeliveryStatus
-from contracts.events import ContactChanged, EmailStatus, SendDue
-from mailer.domain import DELETED_SEQ, CampaignState, Consent, Outcome
-from servicekit import outbox
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A send this mailer may now try: its first attempt time, whether a crash had caught
-    an earlier try of it mid-transaction (counted once, the first time it is found), and
-    its row's (status, attempt) before the claim, None for a new row: what a release puts
-    back."""
-
-    first_attempt_at: datetime
-    resent_after_crash: bool
-    before: tuple[str, int] | None = None
-
+from contracts.events import ContactChanged, SendDue
+from mailer.domain import DELETED_SEQ, Answer, CampaignState, Claim, Consent, Outcome
+from servicekit.uow import Transaction, UnitOfWork
 
 # What the database being away (stopped, restarting, unreachable) looks like from asyncpg:
 # work that meets it is kept and tried again, not failed.
@@ -32,8 +19,10 @@ UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConn
 
 
 class Ledger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    """The ledger's statements, on the connection of one transaction (MailerTransaction)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
 
     async def claim(self, sends: list[SendDue]) -> dict[UUID, Claim]:
         """Marks the sends `sending` and returns those that may be tried now. Not claimed:
@@ -45,111 +34,98 @@ class Ledger:
             if send.send_id not in latest or latest[send.send_id].attempt < send.attempt:
                 latest[send.send_id] = send
         ordered = sorted(latest.values(), key=lambda send: send.send_id)
-        async with self._pool.acquire() as connection, connection.transaction():
-            # The rows as they were, locked first: read in the claiming statement itself (a
-            # CTE), the first one came back already changed by it, and looked new.
-            before = {row["send_id"]: (row["status"], row["attempt"]) for row in await connection.fetch(
-                "SELECT send_id, status, attempt FROM ledger WHERE send_id = ANY($1::uuid[])"
-                " ORDER BY send_id FOR UPDATE",
-                [s.send_id for s in ordered],
+        connection = self._connection
+        # The rows as they were, locked first: read in the claiming statement itself (a
+        # CTE), the first one came back already changed by it, and looked new.
+        before = {row["send_id"]: (row["status"], row["attempt"]) for row in await connection.fetch(
+            "SELECT send_id, status, attempt FROM ledger WHERE send_id = ANY($1::uuid[])"
+            " ORDER BY send_id FOR UPDATE",
+            [s.send_id for s in ordered],
+        )}
+        rows = await connection.fetch(
+            "INSERT INTO ledger (send_id, campaign_id, run_id, contact_id, step_index, attempt, status)"
+            " SELECT *, 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[],"
+            "   $6::int[]) AS i(send_id, campaign_id, run_id, contact_id, step_index, attempt) ORDER BY send_id"
+            " ON CONFLICT (send_id) DO UPDATE SET status = 'sending', attempt = EXCLUDED.attempt,"
+            "   updated_at = now()"
+            "   WHERE ledger.status = 'sending'"
+            "      OR (ledger.status = 'deferred' AND ledger.attempt < EXCLUDED.attempt)"
+            "      OR (ledger.status = 'held' AND ledger.attempt <= EXCLUDED.attempt)"
+            " RETURNING send_id, first_attempt_at",
+            [s.send_id for s in ordered], [s.campaign_id for s in ordered], [s.run_id for s in ordered],
+            [s.recipient.contact_id for s in ordered], [s.step_index for s in ordered],
+            [s.attempt for s in ordered],
+        )
+        crashed = [row["send_id"] for row in rows if before.get(row["send_id"], ("",))[0] == "sending"]
+        counted = set()
+        if crashed:
+            # A crash leftover released (SMTP unusable) and claimed again is counted once.
+            counted = {row["send_id"] for row in await connection.fetch(
+                "INSERT INTO resent_after_crash (send_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
+                " RETURNING send_id",
+                crashed,
             )}
-            rows = await connection.fetch(
-                "INSERT INTO ledger (send_id, campaign_id, run_id, contact_id, step_index, attempt, status)"
-                " SELECT *, 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[],"
-                "   $6::int[]) AS i(send_id, campaign_id, run_id, contact_id, step_index, attempt) ORDER BY send_id"
-                " ON CONFLICT (send_id) DO UPDATE SET status = 'sending', attempt = EXCLUDED.attempt,"
-                "   updated_at = now()"
-                "   WHERE ledger.status = 'sending'"
-                "      OR (ledger.status = 'deferred' AND ledger.attempt < EXCLUDED.attempt)"
-                "      OR (ledger.status = 'held' AND ledger.attempt <= EXCLUDED.attempt)"
-                " RETURNING send_id, first_attempt_at",
-                [s.send_id for s in ordered], [s.campaign_id for s in ordered], [s.run_id for s in ordered],
-                [s.recipient.contact_id for s in ordered], [s.step_index for s in ordered],
-                [s.attempt for s in ordered],
-            )
-            crashed = [row["send_id"] for row in rows if before.get(row["send_id"], ("",))[0] == "sending"]
-            counted = set()
-            if crashed:
-                # A crash leftover released (SMTP unusable) and claimed again is counted once.
-                counted = {row["send_id"] for row in await connection.fetch(
-                    "INSERT INTO resent_after_crash (send_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
-                    " RETURNING send_id",
-                    crashed,
-                )}
-            return {row["send_id"]: Claim(row["first_attempt_at"], row["send_id"] in counted,
-                                          before.get(row["send_id"]))
-                    for row in rows}
+        return {row["send_id"]: Claim(row["first_attempt_at"], row["send_id"] in counted,
+                                      before.get(row["send_id"]))
+                for row in rows}
 
-    async def record(self, outcomes: list[tuple[SendDue, Outcome]],
-                     released: Sequence[tuple[SendDue, Claim]] = ()) -> None:
-        """The outcomes and their email.status events, and the release of the claims of
-        `released` (sends the SMTP server kept from going), in one transaction. A released
-        send's row is as before its claim (a new one is gone), so that the next claim takes
-        it as if never claimed: neither refused nor counted as resent after a crash."""
-        if not outcomes and not released:
-            return
-        async with self._pool.acquire() as connection, connection.transaction():
-            if released:
-                await self._release(connection, sorted(released, key=lambda item: item[0].send_id))
-            if not outcomes:
-                return
-            await connection.execute(
-                "UPDATE ledger SET status = o.status, smtp_code = o.code, smtp_message = o.message,"
-                " retry_at = o.retry_at, updated_at = now()"
-                " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[])"
-                "   AS o(send_id, status, code, message, retry_at)"
-                " WHERE ledger.send_id = o.send_id",
-                [send.send_id for send, _ in outcomes], [o.status.value for _, o in outcomes],
-                [o.smtp_code for _, o in outcomes], [o.smtp_message for _, o in outcomes],
-                [o.retry_at for _, o in outcomes],
-            )
-            await outbox.add(connection, *(_status(send, outcome) for send, outcome in outcomes))
+    async def record(self, outcomes: Sequence[tuple[SendDue, Outcome]]) -> None:
+        """The outcomes of the sends (their email.status events are the handler's to emit)."""
+        await self._connection.execute(
+            "UPDATE ledger SET status = o.status, smtp_code = o.code, smtp_message = o.message,"
+            " retry_at = o.retry_at, updated_at = now()"
+            " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[])"
+            "   AS o(send_id, status, code, message, retry_at)"
+            " WHERE ledger.send_id = o.send_id",
+            [send.send_id for send, _ in outcomes], [o.status.value for _, o in outcomes],
+            [o.smtp_code for _, o in outcomes], [o.smtp_message for _, o in outcomes],
+            [o.retry_at for _, o in outcomes],
+        )
 
-    @staticmethod
-    async def _release(connection: asyncpg.Connection, released: list[tuple[SendDue, Claim]]) -> None:
+    async def release(self, released: Sequence[tuple[SendDue, Claim]]) -> None:
+        """The claims of sends the SMTP server kept from going: each row as before its claim
+        (a new one is gone), so that the next claim takes it as if never claimed: neither
+        refused nor counted as resent after a crash."""
+        released = sorted(released, key=lambda item: item[0].send_id)  # lock order: no deadlocks
         fresh = [send.send_id for send, claim in released if claim.before is None]
         if fresh:
-            await connection.execute(
+            await self._connection.execute(
                 "DELETE FROM ledger WHERE send_id = ANY($1::uuid[]) AND status = 'sending'", fresh)
         older = [(send.send_id, *claim.before) for send, claim in released if claim.before is not None]
         if not older:
             return
-        await connection.execute(
+        await self._connection.execute(
             "UPDATE ledger SET status = r.status, attempt = r.attempt, updated_at = now()"
             " FROM unnest($1::uuid[], $2::text[], $3::int[]) AS r(send_id, status, attempt)"
             " WHERE ledger.send_id = r.send_id AND ledger.status = 'sending'",
             [row[0] for row in older], [row[1] for row in older], [row[2] for row in older],
         )
 
-    async def answer_again(self, sends: list[SendDue]) -> int:
-        """For sends that came round again though the ledger has their answer (a send.due
-        emitted again, its answer overdue), that answer again: the scheduler learns of it
-        whatever became of the first. Returns how many."""
-        async with self._pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                "SELECT send_id, status, attempt, smtp_code, smtp_message, retry_at FROM ledger"
-                " WHERE send_id = ANY($1::uuid[]) AND status <> 'sending'",
-                [send.send_id for send in sends],
-            )
-            by_id = {send.send_id: send for send in sends}
-            answers = [
-                _status(by_id[row["send_id"]].model_copy(update={"attempt": row["attempt"]}),
-                        Outcome(DeliveryStatus(row["status"]), row["smtp_code"], row["smtp_message"], row["retry_at"]))
-                for row in rows
-            ]
-            await outbox.add(connection, *answers)
-            return len(answers)
+    async def answers(self, send_ids: list[UUID]) -> dict[UUID, Answer]:
+        """What the ledger holds of those of the sends that are settled (not `sending`)."""
+        rows = await self._connection.fetch(
+            "SELECT send_id, status, attempt, smtp_code, smtp_message, retry_at FROM ledger"
+            " WHERE send_id = ANY($1::uuid[]) AND status <> 'sending'",
+            send_ids,
+        )
+        return {row["send_id"]: Answer(row["attempt"], Outcome(DeliveryStatus(row["status"]), row["smtp_code"],
+                                                               row["smtp_message"], row["retry_at"]))
+                for row in rows}
 
     async def resent_after_crash(self) -> int:
-        return await self._pool.fetchval("SELECT count(*) FROM resent_after_crash")
+        return await self._connection.fetchval("SELECT count(*) FROM resent_after_crash")
 
 
-def _status(send: SendDue, outcome: Outcome) -> EmailStatus:
-    return EmailStatus(
-        send_id=send.send_id, campaign_id=send.campaign_id, run_id=send.run_id, step_index=send.step_index,
-        contact_id=send.recipient.contact_id, status=outcome.status, attempt=send.attempt,
-        smtp_code=outcome.smtp_code, smtp_message=outcome.smtp_message, retry_at=outcome.retry_at,
-    )
+class MailerTransaction(Transaction):
+    """One transaction of the mailer: the ledger on its connection, and the outbox (`emit`)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.ledger = Ledger(connection)
+
+
+def unit_of_work(pool: asyncpg.Pool) -> UnitOfWork[MailerTransaction]:
+    return UnitOfWork(pool, MailerTransaction)
 
 
 class ConsentCache:
