@@ -14,10 +14,6 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# What a recipient's best hour adds to its JSON (handlers.BestHours): `, "send_hour": 23`.
-SEND_HOUR_BYTES = len(', "send_hour": 23')
-
-
 def json_bytes(text: str) -> int:
     """UTF-8 bytes of `text`; an ASCII string (nearly every recipient) knows it at once."""
     return len(text) if text.isascii() else len(text.encode())

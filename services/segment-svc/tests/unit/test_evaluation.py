@@ -42,7 +42,7 @@ def test_a_recipient_larger_than_a_message_is_put_aside():
     assert (batches, too_large) == ([["a"], ["c"]], ["b" * 50])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(RECIPIENTS, st.integers(1, 7), st.integers(3, 80), st.lists(st.integers(0, 20), max_size=6),
        st.integers(0, 3))
 def test_batches_are_the_longest_runs_that_fit_however_the_reads_fall(recipients, size, room, reads, extra):
