@@ -103,7 +103,7 @@ async def answer_again(uow: UnitOfWork[MailerTransaction], sends: list[SendDue])
 
 
 async def record_outcomes(uow: UnitOfWork[MailerTransaction], outcomes: list[tuple[SendDue, Outcome]],
-                  released: list[tuple[SendDue, Claim]]) -> None:
+                          released: list[tuple[SendDue, Claim]]) -> None:
     """The chunk's outcomes with their email.status events, and the release of the claims
     of `released` (sends the SMTP server kept from going), in one transaction, once the
     database takes them: they are what the SMTP server said, so while the database is away
