@@ -64,14 +64,14 @@ class ContactRepository:
         return _contact(row), row["change_seq"]
 
     async def get(self, contact_id: UUID) -> Contact:
-        row = await self._db.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1", contact_id)
-        if row is None:
-            raise ContactNotFound(contact_id)
-        return _contact(row)
+        return await self._one(contact_id)
 
     async def lock(self, contact_id: UUID) -> Contact:
         """The contact as stored, locked until the transaction ends."""
-        row = await self._db.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
+        return await self._one(contact_id, " FOR UPDATE")
+
+    async def _one(self, contact_id: UUID, lock: str = "") -> Contact:
+        row = await self._db.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE id = $1{lock}", contact_id)
         if row is None:
             raise ContactNotFound(contact_id)
         return _contact(row)
