@@ -1,4 +1,4 @@
-"""Campaigns and their lifecycle. Pure: the adapters ask it what is allowed."""
+"""Campaigns and their lifecycle. Pure: the handlers ask it what is allowed."""
 
 from datetime import date, datetime
 from typing import Any
