@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from servicekit.topics import ensure_topics
+from tests.support.kafka import delete_topics
 from tests.support.servers import KAFKA_BOOTSTRAP, POSTGRES_URL, create_database, drop_database, start_local
 
 
@@ -67,7 +68,8 @@ async def topic_prefix(kafka_bootstrap):
     """Topics of this test's own (every topic of the contracts, under a unique prefix)."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, prefix)
-    return prefix
+    yield prefix
+    await delete_topics(kafka_bootstrap, prefix)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from servicekit.kafka import Topics
 from servicekit.topics import ensure_topics
 from tests.chaos.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 from tests.support.audience import campaign_to
-from tests.support.kafka import message_count
+from tests.support.kafka import delete_topics, message_count
 from tests.support.polling import eventually
 from tests.support.scale import sized
 from tests.support.servers import create_database, drop_database
@@ -119,6 +119,7 @@ async def scenario(chaos_servers, tmp_path):
         await asyncio.to_thread(system.stop_all)
         smtp.__exit__(None, None, None)
         await drop_database(POSTGRES_URL, system.database_url)
+        await delete_topics(KAFKA_BOOTSTRAP, system.topic_prefix)
 
 
 async def progress(scenario: Scenario, share: float, timeout: float = 120) -> None:

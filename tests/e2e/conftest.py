@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from servicekit.topics import ensure_topics
+from tests.support.kafka import delete_topics
 from tests.support.servers import create_database, drop_database
 from tests.support.smtp import SmtpServer
 from tests.support.system import Gateway, System, stop
@@ -29,6 +30,7 @@ async def running_system(postgres_url, kafka_bootstrap, logs, **env: str):
         finally:
             await stop(running)
     await drop_database(postgres_url, database_url)
+    await delete_topics(kafka_bootstrap, prefix)
 
 
 @pytest.fixture(scope="module")

@@ -55,3 +55,18 @@ async def committed_lag(kafka_bootstrap: str, group: str, topic: str) -> int:
         return lag
     finally:
         await consumer.stop()
+
+
+async def delete_topics(kafka_bootstrap: str, prefix: str) -> None:
+    """Every topic under `prefix`: a test's topics go with it, or a broker that has seen a
+    few thousand tests runs out of file descriptors (three open files per partition)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        mine = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
