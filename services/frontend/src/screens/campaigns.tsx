@@ -380,7 +380,7 @@ function Report({ campaign, onStatus }: { campaign: Campaign; onStatus: () => vo
                   <dd>{percent(s.click_rate)}</dd>
                 </div>
               </dl>
-              <div class="scroll">
+              <div class="scroll" tabIndex={0} role="region" aria-label="Figures per step (scrolls sideways)">
                 <table class="data numbers" data-testid="step-stats">
                   <caption>Per step</caption>
                   <thead>
@@ -523,16 +523,16 @@ function Recipients({ campaignId }: { campaignId: string }) {
         <h2 id="recipients-title">Recipients</h2>
         {!missing && (
           <div class="actions">
-            <label>
-              Outcome
-              <select value={status} onChange={(e) => { setStatus(e.currentTarget.value); setCursors([null]); }}>
+            <div class="field">
+              <label for="recipients-outcome">Outcome</label>
+              <select id="recipients-outcome" value={status} onChange={(e) => { setStatus(e.currentTarget.value); setCursors([null]); }}>
                 {OUTCOMES.map((value) => (
                   <option key={value} value={value}>
                     {value ? statusLabel(value) : "all"}
                   </option>
                 ))}
               </select>
-            </label>
+            </div>
             <a class="button" href={csv} download={`recipients-${campaignId}.csv`}>
               Download CSV
             </a>

@@ -261,13 +261,13 @@ export function ContactImport() {
           File
           <input type="file" name="file" accept=".csv,.ndjson,.jsonl,text/csv,application/x-ndjson" required onChange={(e) => choose(e.currentTarget.files?.[0] ?? null)} />
         </label>
-        <label>
-          Format
-          <select value={kind} onChange={(e) => setKind(e.currentTarget.value)}>
+        <div class="field">
+          <label for="import-format">Format</label>
+          <select id="import-format" value={kind} onChange={(e) => setKind(e.currentTarget.value)}>
             <option value="text/csv">CSV</option>
             <option value="application/x-ndjson">NDJSON</option>
           </select>
-        </label>
+        </div>
         <button type="submit" class="primary" disabled={!file || busy}>
           {busy ? "Importing…" : "Import"}
         </button>

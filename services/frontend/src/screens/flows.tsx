@@ -168,9 +168,9 @@ export function FlowEditor({ id }: { id: string | null }) {
             Name
             <input name="name" required value={name} onInput={(e) => { setName(e.currentTarget.value); setChanged(true); }} />
           </label>
-          <label>
-            Preview as contact
-            <select value={contactId} onChange={(e) => setContactId(e.currentTarget.value)}>
+          <div class="field">
+            <label for="preview-contact">Preview as contact</label>
+            <select id="preview-contact" value={contactId} onChange={(e) => setContactId(e.currentTarget.value)}>
               <option value="">choose a contact…</option>
               {contactList.map((contact) => (
                 <option key={contact.id} value={contact.id}>
@@ -178,7 +178,7 @@ export function FlowEditor({ id }: { id: string | null }) {
                 </option>
               ))}
             </select>
-          </label>
+          </div>
           {contacts.value.state === "loading" && <Loading what="contacts" />}
         </div>
         <ol class="steps">
@@ -201,11 +201,13 @@ export function FlowEditor({ id }: { id: string | null }) {
                 </div>
               </div>
               {errors.byStep[index] && (
-                <ul class="node-error" role="alert">
-                  {errors.byStep[index].map((text) => (
-                    <li key={text}>{text}</li>
-                  ))}
-                </ul>
+                <div role="alert">
+                  <ul class="node-error">
+                    {errors.byStep[index].map((text) => (
+                      <li key={text}>{text}</li>
+                    ))}
+                  </ul>
+                </div>
               )}
               {step.type === "SEND_EMAIL" ? (
                 <EmailEditor
@@ -311,24 +313,24 @@ function EmailEditor({
         <input ref={refs.subject} name={`${id}-subject`} value={config.subject} onFocus={() => setTarget("subject")} onInput={(e) => onChange({ ...config, subject: e.currentTarget.value })} />
       </label>
       <div class="field-picker" role="group" aria-label={`Insert a contact field into step ${index + 1}`}>
-        <label>
-          Contact field
-          <select value={field} onChange={(e) => setField(e.currentTarget.value)}>
+        <div class="field">
+          <label for={`${id}-field`}>Contact field</label>
+          <select id={`${id}-field`} value={field} onChange={(e) => setField(e.currentTarget.value)}>
             {fields.map((name) => (
               <option key={name} value={name}>
                 {name}
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          into
-          <select value={target} onChange={(e) => setTarget(e.currentTarget.value as keyof EmailContent)}>
+        </div>
+        <div class="field">
+          <label for={`${id}-into`}>into</label>
+          <select id={`${id}-into`} value={target} onChange={(e) => setTarget(e.currentTarget.value as keyof EmailContent)}>
             <option value="subject">subject</option>
             <option value="html">HTML</option>
             <option value="text">text</option>
           </select>
-        </label>
+        </div>
         <button type="button" onClick={insert}>
           Insert field
         </button>

@@ -228,7 +228,7 @@ function errorsByNode(problem: ApiError | null): { nodes: Record<string, string[
     }
     const indexes = [...item.path.matchAll(/\.conditions\[(\d+)\]/g)].map((found) => found[1]);
     const key = indexes.join(".");
-    (nodes[key] ??= []).push(item.message);
+    (nodes[key] ??= []).push(item.message.replace(/^Value error, /, ""));
   }
   return { nodes, other };
 }
@@ -352,10 +352,11 @@ export function SegmentBuilder({ id }: { id: string | null }) {
           {preview ? (
             <>
               <p class="big-number" data-testid="segment-count">
-                {number(preview.count)} <span>contacts</span>
+                {number(preview.count)} <span>{preview.count === 1 ? "contact" : "contacts"}</span>
               </p>
               <p data-testid="segment-opted-in">{number(preview.opted_in)} of them opted in to marketing</p>
               {counting && <p class="hint">Counting…</p>}
+              {problem && <p class="hint">The API refused the latest change: this is the count of the criteria last saved.</p>}
               {preview.sample.length === 0 ? (
                 <Empty>
                   <p>No contact matches these criteria.</p>
@@ -394,11 +395,13 @@ export function SegmentBuilder({ id }: { id: string | null }) {
 function NodeErrors({ messages, id }: { messages?: string[]; id: string }) {
   if (!messages?.length) return null;
   return (
-    <ul class="node-error" id={id} role="alert">
-      {messages.map((message) => (
-        <li key={message}>{message}</li>
-      ))}
-    </ul>
+    <div role="alert" id={id}>
+      <ul class="node-error">
+        {messages.map((message) => (
+          <li key={message}>{message}</li>
+        ))}
+      </ul>
+    </div>
   );
 }
 
@@ -417,18 +420,18 @@ function GroupEditor({
   const errorId = `error-${key || "root"}`;
   return (
     <fieldset class={`group depth-${path.length % 3}${errors[key] ? " invalid" : ""}`} data-path={key} aria-describedby={errors[key] ? errorId : undefined}>
-      <legend>
-        <label>
-          <span class="visually-hidden">Group {label(path)}: </span>Match
-          <select
+      <legend>{path.length ? `Group ${label(path)}` : "All criteria"}</legend>
+      <div class="group-op">
+        <span aria-hidden="true">Match</span>
+        <select
+            aria-label={`Group ${label(path)}: match`}
             value={node.operator}
             onChange={(e) => edit(path, (n) => ({ ...(n as GroupNode), operator: e.currentTarget.value as "AND" | "OR" }))}
           >
             <option value="AND">all of these (AND)</option>
             <option value="OR">any of these (OR)</option>
           </select>
-        </label>
-      </legend>
+      </div>
       <NodeErrors messages={errors[key]} id={errorId} />
       <ol class="conditions">
         {node.children.map((child, index) => (
@@ -489,9 +492,7 @@ function ConditionEditor({
 
   return (
     <div class={`condition${errors[key] ? " invalid" : ""}`} data-path={key}>
-      <label>
-        <span class="visually-hidden">Condition {name}: field</span>
-        <select value={node.field} aria-describedby={described} onChange={(e) => changeField(e.currentTarget.value)}>
+      <select aria-label={`Condition ${name}: field`} value={node.field} aria-describedby={described} onChange={(e) => changeField(e.currentTarget.value)}>
           {Object.keys(COLUMNS).map((column) => (
             <option key={column} value={column}>
               {column.replace(/_/g, " ")}
@@ -499,23 +500,19 @@ function ConditionEditor({
           ))}
           <option value="attributes">attribute…</option>
         </select>
-      </label>
+      
       {node.field === "attributes" && (
-        <label>
-          <span class="visually-hidden">Condition {name}: attribute name</span>
-          <input class="short" placeholder="attribute name" value={node.attribute} aria-describedby={described} onInput={(e) => set({ attribute: e.currentTarget.value })} />
-        </label>
+        <input aria-label={`Condition ${name}: attribute name`} class="short" placeholder="attribute name" value={node.attribute} aria-describedby={described} onInput={(e) => set({ attribute: e.currentTarget.value })} />
+        
       )}
-      <label>
-        <span class="visually-hidden">Condition {name}: operator</span>
-        <select value={node.op} aria-describedby={described} onChange={(e) => set({ op: e.currentTarget.value as Op })}>
+      <select aria-label={`Condition ${name}: operator`} value={node.op} aria-describedby={described} onChange={(e) => set({ op: e.currentTarget.value as Op })}>
           {OPS[kind].map((op) => (
             <option key={op} value={op}>
               {OP_LABELS[op]}
             </option>
           ))}
         </select>
-      </label>
+      
       <ValueEditor node={node} name={name} kind={kind} set={set} described={described} />
       <button type="button" class="danger icon" aria-label={`Remove condition ${name}`} onClick={() => edit(path, () => null)}>
         ×
@@ -542,36 +539,30 @@ function ValueEditor({
   if (node.op === "exists" || node.op === "not_exists") return null;
   if (kind === "bool" && (node.op === "eq" || node.op === "neq")) {
     return (
-      <label>
-        <span class="visually-hidden">{labelText}</span>
-        <select value={node.text === "false" ? "false" : "true"} aria-describedby={described} onChange={(e) => set({ text: e.currentTarget.value })}>
+      <select aria-label={labelText} value={node.text === "false" ? "false" : "true"} aria-describedby={described} onChange={(e) => set({ text: e.currentTarget.value })}>
           <option value="true">yes</option>
           <option value="false">no</option>
         </select>
-      </label>
+      
     );
   }
   const typeChoice = kind === "attribute" && ["eq", "neq", "in", "not_in"].includes(node.op) && (
-    <label>
-      <span class="visually-hidden">Condition {name}: value type</span>
-      <select value={node.type} aria-describedby={described} onChange={(e) => set({ type: e.currentTarget.value as ValueType })}>
+    <select aria-label={`Condition ${name}: value type`} value={node.type} aria-describedby={described} onChange={(e) => set({ type: e.currentTarget.value as ValueType })}>
         <option value="text">text</option>
         <option value="number">number</option>
         {(node.op === "eq" || node.op === "neq") && <option value="boolean">yes/no</option>}
       </select>
-    </label>
+    
   );
   if (kind === "attribute" && node.type === "boolean" && (node.op === "eq" || node.op === "neq")) {
     return (
       <>
         {typeChoice}
-        <label>
-          <span class="visually-hidden">{labelText}</span>
-          <select value={node.text === "false" ? "false" : "true"} aria-describedby={described} onChange={(e) => set({ text: e.currentTarget.value })}>
+        <select aria-label={labelText} value={node.text === "false" ? "false" : "true"} aria-describedby={described} onChange={(e) => set({ text: e.currentTarget.value })}>
             <option value="true">yes</option>
             <option value="false">no</option>
           </select>
-        </label>
+        
       </>
     );
   }
@@ -581,9 +572,7 @@ function ValueEditor({
   return (
     <>
       {typeChoice}
-      <label>
-        <span class="visually-hidden">{labelText}</span>
-        <input
+      <input aria-label={labelText}
           type={numeric ? "number" : date ? "date" : "text"}
           min={node.op === "within_last_days" ? 0 : undefined}
           step={numeric ? "any" : undefined}
@@ -592,7 +581,7 @@ function ValueEditor({
           aria-describedby={described}
           onInput={(e) => set({ text: e.currentTarget.value })}
         />
-      </label>
+      
     </>
   );
 }

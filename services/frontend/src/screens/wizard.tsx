@@ -181,11 +181,11 @@ export function CampaignWizard({ id }: { id: string | null }) {
             Description
             <textarea name="description" rows={2} value={draft.description} onInput={(e) => set({ description: e.currentTarget.value })} />
           </label>
-          <label>
-            Segment
+          <div class="field">
+            <label for="campaign-segment">Segment</label>
             <Show value={segments.value} what="segments" retry={segments.reload}>
               {(data) => (
-                <select name="segment_id" required value={draft.segment_id} aria-describedby={describedBy("segment_id")} onChange={(e) => set({ segment_id: e.currentTarget.value })}>
+                <select id="campaign-segment" name="segment_id" required value={draft.segment_id} aria-describedby={describedBy("segment_id")} onChange={(e) => set({ segment_id: e.currentTarget.value })}>
                   <option value="">choose a segment…</option>
                   {data.items.map((segment) => (
                     <option key={segment.id} value={segment.id}>
@@ -196,7 +196,7 @@ export function CampaignWizard({ id }: { id: string | null }) {
               )}
             </Show>
             <ErrorFor field="segment_id" />
-          </label>
+          </div>
           {audience && !(audience instanceof ApiError) && (
             <p class="hint" data-testid="wizard-audience">
               {number(audience.count)} contacts match, {number(audience.opted_in)} of them opted in.
@@ -216,11 +216,11 @@ export function CampaignWizard({ id }: { id: string | null }) {
             </label>
           </div>
           {draft.source === "flow" ? (
-            <label>
-              Flow
+            <div class="field">
+              <label for="campaign-flow">Flow</label>
               <Show value={flows.value} what="flows" retry={flows.reload}>
                 {(data) => (
-                  <select name="flow_id" value={draft.flow_id} onChange={(e) => set({ flow_id: e.currentTarget.value })}>
+                  <select id="campaign-flow" name="flow_id" value={draft.flow_id} onChange={(e) => set({ flow_id: e.currentTarget.value })}>
                     <option value="">choose a flow…</option>
                     {data.items.map((flow) => (
                       <option key={flow.id} value={flow.id}>
@@ -230,7 +230,7 @@ export function CampaignWizard({ id }: { id: string | null }) {
                   </select>
                 )}
               </Show>
-            </label>
+            </div>
           ) : (
             <>
               <label>
@@ -263,9 +263,9 @@ export function CampaignWizard({ id }: { id: string | null }) {
               <input type="time" name="start_time_of_day" required value={draft.start_time_of_day} aria-describedby={describedBy("start_time_of_day")} onInput={(e) => set({ start_time_of_day: e.currentTarget.value })} />
               <ErrorFor field="start_time_of_day" />
             </label>
-            <label>
-              Time zone
-              <select name="timezone" value={draft.timezone} aria-describedby={describedBy("timezone")} onChange={(e) => set({ timezone: e.currentTarget.value })}>
+            <div class="field">
+              <label for="campaign-timezone">Time zone</label>
+              <select id="campaign-timezone" name="timezone" value={draft.timezone} aria-describedby={describedBy("timezone")} onChange={(e) => set({ timezone: e.currentTarget.value })}>
                 {zones().map((zone) => (
                   <option key={zone} value={zone}>
                     {zone}
@@ -273,7 +273,7 @@ export function CampaignWizard({ id }: { id: string | null }) {
                 ))}
               </select>
               <ErrorFor field="timezone" />
-            </label>
+            </div>
           </div>
           <label class="inline">
             <input type="checkbox" name="send_in_recipient_timezone" checked={draft.send_in_recipient_timezone} onChange={(e) => set({ send_in_recipient_timezone: e.currentTarget.checked })} />
