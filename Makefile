@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help deps tools infra topics migrate up down demo test chaos unit test-down docs lint
+.PHONY: help deps tools browser infra topics migrate up down demo test chaos unit test-down docs lint
 
 help:
 	@echo "make up      start PostgreSQL, Kafka, the five services and a mail catcher"
@@ -18,6 +18,9 @@ deps:
 
 tools: deps  # helm and kubeconform (Go modules) and the Kubernetes schemas, for the chart's test
 	@deploy/tools.sh
+
+browser:  # Debian's Chromium and the web app's build (services/frontend/dist), for the browser tests
+	@deploy/browser.sh
 
 infra:
 	@deploy/postgres.sh start
@@ -49,7 +52,7 @@ down:
 demo: deps
 	@source deploy/common.sh && .venv/bin/python deploy/demo.py
 
-test: deps tools
+test: deps tools browser
 	@INSTANCE=test deploy/postgres.sh start
 	@INSTANCE=test deploy/kafka.sh start
 	@.venv/bin/python -m pytest -q

@@ -1,0 +1,255 @@
+"""The journey of issue 14, in the browser, against the real stack: sign in, import a CSV with
+one bad row, build a nested segment and watch its count change, write a two-email flow with a
+wait, preview it and send a test, create and activate a campaign, pause and resume it, and
+read its report once it completes. The steps that need endpoints the API does not have yet
+skip, naming the endpoint. The tests run in order and share what they made (`journey`)."""
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.accessibility import check_screen
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def journey() -> dict:
+    tag = uuid.uuid4().hex[:12]
+    return {"tag": tag, "emails": [f"ann.{tag}@example.com", f"bob.{tag}@example.com", f"cy.{tag}@example.com"]}
+
+
+async def not_available(page, endpoint: str) -> bool:
+    return await page.locator(f'[data-endpoint="{endpoint}"]').count() > 0
+
+
+async def test_a_person_signs_in(page, stack):
+    _, gateway, _, _ = stack
+    status, _ = await gateway.call("GET", "/api/session")
+    if status == 404:
+        pytest.skip("needs POST/GET/DELETE /api/session (sign-in with a session cookie and CSRF token): next phase")
+    await page.goto("/#/sign-in")
+    await page.get_by_label("Email", exact=True).fill("admin@example.com")
+    await page.get_by_label("Password", exact=True).fill("admin-password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+async def test_import_of_a_csv_reports_its_bad_row(page, journey):
+    ann, bob, cy = journey["emails"]
+    tag = journey["tag"]
+    csv = (
+        "email,first_name,last_name,timezone,marketing_opt_in,attributes.tag\n"
+        f"{ann},Ann,Archer,Europe/Paris,true,{tag}\n"
+        f"not-an-email,Bad,Row,,true,{tag}\n"
+        f"{bob},Bob,Baker,America/New_York,true,{tag}\n"
+        f"{cy},Cy,Cole,,false,{tag}\n"
+    )
+    await page.goto("/#/contacts/import")
+    await page.get_by_label("File", exact=True).set_input_files({"name": "contacts.csv", "mimeType": "text/csv", "buffer": csv.encode()})
+    await page.get_by_role("button", name="Import", exact=True).click()
+    report = page.get_by_test_id("import-report")
+    await expect(report.get_by_role("status")).to_have_text("3 added, 0 updated, 1 rejected.")
+    await expect(report.get_by_role("row")).to_have_count(2)  # the header and the bad row
+    await expect(report.locator("tbody tr td").first).to_have_text("3")  # line 3: the header is line 1
+    await expect(report.locator("tbody tr td").nth(1)).to_contain_text("email")
+    await check_screen(page, "contacts-import-report")
+
+    await page.goto(f"/#/contacts?q={tag}")
+    await expect(page.get_by_role("link", name=ann)).to_be_visible()
+    await expect(page.locator("table.data tbody tr")).to_have_count(3)
+    await check_screen(page, "contacts")
+    await page.get_by_role("link", name=ann).click()
+    await expect(page.get_by_role("heading", name=ann)).to_be_visible()
+    await expect(page.get_by_test_id("consent")).to_contain_text("Opted in")
+    await expect(page.locator(".state.loading")).to_have_count(0)
+    await check_screen(page, "contact-profile")
+
+
+async def test_a_nested_segment_counts_live_and_shows_a_422_on_its_node(page, journey):
+    tag = journey["tag"]
+    await page.goto("/#/segments/new")
+    await page.get_by_label("Name", exact=True).fill(f"Journey {tag}")
+    await page.get_by_label("Condition 1: field", exact=True).select_option("attributes")
+    await page.get_by_label("Condition 1: attribute name", exact=True).fill("tag")
+    await page.get_by_label("Condition 1: operator", exact=True).select_option("eq")
+    await page.get_by_label("Condition 1: value", exact=True).fill(tag)
+    count = page.get_by_test_id("segment-count")
+    await expect(count).to_have_text("3 contacts", timeout=20_000)
+    await expect(page.get_by_test_id("segment-opted-in")).to_have_text("2 of them opted in to marketing")
+
+    # A nested OR group: its first condition starts empty, which the API refuses (422) on that node.
+    await page.get_by_role("button", name="Add group").click()
+    node = page.locator('.condition[data-path="1.0"]')
+    await expect(node.locator(".node-error")).to_contain_text("non-empty string")
+    await expect(node).to_have_class(re.compile("invalid"))
+    await check_screen(page, "segment-builder-422")
+
+    await page.get_by_label("Condition 2.1: field", exact=True).select_option("first_name")
+    await page.get_by_label("Condition 2.1: operator", exact=True).select_option("eq")
+    await page.get_by_label("Condition 2.1: value", exact=True).fill("Ann")
+    await expect(count).to_have_text("1 contact")
+    await expect(node.locator(".node-error")).to_have_count(0)
+    await page.locator('fieldset[data-path="1"] > .group-actions').get_by_role("button", name="Add condition").click()
+    await page.get_by_label("Condition 2.2: field", exact=True).select_option("first_name")
+    await page.get_by_label("Condition 2.2: operator", exact=True).select_option("eq")
+    await page.get_by_label("Condition 2.2: value", exact=True).fill("Cy")
+    await expect(count).to_have_text("2 contacts")
+    await expect(page.get_by_test_id("segment-opted-in")).to_have_text("1 of them opted in to marketing")
+    await page.get_by_label("Condition 2.2: value", exact=True).fill("Bob")
+    await expect(count).to_have_text("2 contacts")
+    await expect(page.get_by_test_id("segment-opted-in")).to_have_text("2 of them opted in to marketing")
+    await expect(page.locator(".save-state")).to_have_text("Saved.")
+    journey["segment_id"] = page.url.rsplit("/", 1)[-1]
+    journey["segment_name"] = f"Journey {tag}"
+    await check_screen(page, "segment-builder")
+
+
+async def test_a_two_email_flow_with_a_wait(page, journey):
+    await page.goto("/#/flows/new")
+    await page.get_by_label("Name", exact=True).fill(f"Welcome {journey['tag']}")
+    first = page.locator('li.step[data-step="0"]')
+    await first.get_by_label("Subject", exact=True).fill("Hello ")
+    await first.get_by_label("Contact field", exact=True).select_option("first_name")
+    await first.get_by_label("into", exact=True).select_option("subject")
+    await first.get_by_role("button", name="Insert field").click()
+    await expect(first.get_by_label("Subject", exact=True)).to_have_value("Hello {{ first_name }}")
+    await first.get_by_label("Text body", exact=True).fill("Welcome aboard, {{ first_name | default('there') }}.")
+    await page.get_by_role("button", name="Add wait").click()
+    wait = page.locator('li.step[data-step="1"]')
+    await wait.get_by_label("Days", exact=True).fill("0")
+    await wait.get_by_label("Seconds", exact=True).fill("3")
+    await page.get_by_role("button", name="Add email").click()
+    second = page.locator('li.step[data-step="2"]')
+    await second.get_by_label("Subject", exact=True).fill("Still there, {{ first_name }}?")
+    await second.get_by_label("HTML body", exact=True).fill("<p>Two things to try, {{ first_name }}.</p>")
+    await page.get_by_role("button", name="Save flow").click()
+    await expect(page.get_by_text("Flow saved.")).to_be_visible()
+    journey["flow_id"] = page.url.rsplit("/", 1)[-1]
+    await expect(page.locator(".state.loading")).to_have_count(0)
+    await check_screen(page, "flow-editor")
+
+
+async def test_the_flow_previews_as_a_contact(page, journey):
+    await page.goto(f"/#/flows/{journey['flow_id']}")
+    await page.get_by_label("Preview as contact", exact=True).select_option(label=journey["emails"][0])
+    first = page.locator('li.step[data-step="0"]')
+    await first.get_by_role("button", name=re.compile("^Preview as")).click()
+    endpoint = "POST /api/flows/{id}/steps/{index}/render"
+    await expect(first.locator(f'[data-endpoint="{endpoint}"], [data-testid="rendered-0"]')).to_be_visible()
+    if await not_available(first, endpoint):
+        await check_screen(page, "flow-preview-not-available")
+        pytest.skip(f"needs {endpoint}: next phase")
+    await expect(first.get_by_test_id("rendered-0")).to_contain_text("Hello Ann")
+    await check_screen(page, "flow-preview")
+
+
+async def test_a_test_email_reaches_the_smtp_server(page, journey, stack):
+    _, _, smtp, _ = stack
+    await page.goto(f"/#/flows/{journey['flow_id']}")
+    await page.get_by_label("Preview as contact", exact=True).select_option(label=journey["emails"][0])
+    first = page.locator('li.step[data-step="0"]')
+    address = f"tester.{journey['tag']}@example.com"
+    await first.get_by_label("Send a test of step 1 to", exact=True).fill(address)
+    await first.get_by_role("button", name="Send test").click()
+    endpoint = "POST /api/flows/{id}/steps/{index}/test-send"
+    await expect(first.locator(f'[data-endpoint="{endpoint}"], .test-send [role="status"]')).to_be_visible()
+    if await not_available(first, endpoint):
+        pytest.skip(f"needs {endpoint}: next phase")
+    await eventually(lambda: any(address in r.envelope_to for r in smtp.handler.received),
+                     f"a test email reaches {address}")
+
+
+async def test_a_campaign_is_created_activated_paused_resumed_and_reported(page, journey, stack):
+    _, gateway, smtp, _ = stack
+    await page.goto("/#/campaigns/new")
+    await page.get_by_label("Campaign name", exact=True).fill(f"Welcome {journey['tag']}")
+    await page.get_by_label("Segment", exact=True).select_option(journey["segment_id"])
+    await expect(page.get_by_test_id("wizard-audience")).to_have_text("2 contacts match, 2 of them opted in.")
+    await page.get_by_label("Flow", exact=True).select_option(journey["flow_id"])
+    await page.get_by_label("Time zone", exact=True).select_option("UTC")
+    await page.get_by_label("Start date", exact=True).fill(datetime.now(UTC).date().isoformat())
+    await page.get_by_label("Time of day", exact=True).fill("00:00")  # already past: it means now
+    await expect(page.get_by_test_id("send-time-suggestion")).to_contain_text("too little history")
+    await check_screen(page, "campaign-wizard")
+    await page.get_by_role("button", name="Save draft and review").click()
+
+    await expect(page.get_by_role("heading", name=re.compile(f"Welcome {journey['tag']}"))).to_be_visible()
+    campaign_id = page.url.split("#/campaigns/")[1].split("?")[0]
+    await expect(page.locator(".timeline-list li")).to_have_count(2)
+    activate = page.get_by_role("button", name="Activate and send to 2 recipients")
+    await expect(activate).to_be_visible()
+    await expect(page.locator(".state.loading")).to_have_count(0)
+    await check_screen(page, "campaign-review")
+
+    await activate.click()
+    badge = page.locator("#campaign-name .badge")
+    await expect(badge).to_have_text("active")
+    await page.get_by_role("button", name="Pause").click()
+    await expect(badge).to_have_text("paused")
+    await check_screen(page, "campaign-paused")
+    await page.get_by_role("button", name="Resume").click()
+    await expect(badge).to_have_text(re.compile("active|completed"))
+    await expect(badge).to_have_text("completed", timeout=90_000)
+
+    stats = await gateway.ok("GET", f"/api/campaigns/{campaign_id}/stats")
+    assert (stats["targeted"], stats["sent"]) == (2, 4), stats
+    await expect(page.get_by_test_id("kpi-sent")).to_have_text(str(stats["sent"]))
+    await expect(page.get_by_test_id("kpi-targeted")).to_have_text(str(stats["targeted"]))
+    await expect(page.get_by_test_id("kpi-scheduled")).to_have_text(str(stats["scheduled"]))
+    table = page.get_by_test_id("step-stats")
+    for step in stats["steps"]:
+        row = table.locator(f'tr[data-step="{step["step_index"]}"]')
+        for column in ("sent", "failed", "skipped_no_consent", "deferred", "opens", "clicks", "unsubscribes"):
+            await expect(row.locator(f'td[data-col="{column}"]')).to_have_text(str(step[column]))
+    await expect(table.locator('tr[data-step="total"] td[data-col="sent"]')).to_have_text(str(stats["sent"]))
+    ours = [r for r in smtp.handler.received if any(journey["tag"] in to for to in r.envelope_to)]
+    assert sorted(r.subject for r in ours) == sorted(
+        ["Hello Ann", "Hello Bob", "Still there, Ann?", "Still there, Bob?"])
+    await expect(page.locator(".state.loading")).to_have_count(0)
+    await check_screen(page, "campaign-report")
+    journey["campaign_id"] = campaign_id
+
+    await page.goto("/#/campaigns?status=completed")
+    await expect(page.get_by_role("link", name=f"Welcome {journey['tag']}")).to_be_visible()
+    await check_screen(page, "campaigns")
+
+
+async def test_the_report_lists_recipients_downloadable_as_csv(page, journey):
+    await page.goto(f"/#/campaigns/{journey['campaign_id']}")
+    await expect(page.locator(".state.loading")).to_have_count(0)
+    endpoint = "GET /api/campaigns/{id}/recipients"
+    if await not_available(page, endpoint):
+        pytest.skip(f"needs {endpoint} (and ?format=csv): next phase")
+    await expect(page.locator("section[aria-labelledby='recipients-title'] tbody tr")).to_have_count(4)
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Download CSV").click()
+    path = await (await download.value).path()
+    assert journey["emails"][0] in await asyncio.to_thread(Path(path).read_text)
+
+
+async def test_a_refused_transition_is_explained_in_words(page, stack, journey):
+    _, gateway, _, _ = stack
+    campaign = await gateway.ok("POST", "/api/campaigns", {
+        "name": f"Stale {journey['tag']}", "segment_id": journey["segment_id"], "start_date": "2099-01-01",
+        "start_time_of_day": "09:00", "content": {"subject": "Later", "text": "Not yet"}}, expect=201)
+    await page.goto(f"/#/campaigns/{campaign['id']}")
+    activate = page.get_by_role("button", name=re.compile("^Activate and send"))
+    await expect(activate).to_be_visible()
+    await gateway.ok("PUT", f"/api/campaigns/{campaign['id']}/status", {"status": "active"})  # someone else, meanwhile
+    await activate.click()
+    error = page.get_by_test_id("lifecycle-error")
+    await expect(error).to_have_text(
+        "The campaign could not be activated: it is active now (someone or the system changed it)."
+        " From active it can only be paused.")
+    await expect(page.locator("#campaign-name .badge")).to_have_text("active")
+    await expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    await check_screen(page, "campaign-409")
+    await gateway.ok("PUT", f"/api/campaigns/{campaign['id']}/status", {"status": "paused"})
+    await gateway.ok("PUT", f"/api/campaigns/{campaign['id']}/status", {"status": "completed"})
