@@ -14,6 +14,7 @@ tracking links).
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +44,7 @@ class Routes:
         self.title = title
         self.openapi_path = openapi_path
         self._routes: list[_Route] = []
+        self._static: list[tuple[str, Path]] = []
 
     def route(self, method: str, path: str, summary: str | None = None, **operation: Any):
         def register(handler: Handler) -> Handler:
@@ -95,6 +97,10 @@ class Routes:
             self._routes.append(_Route(operation.method, operation.path, _renamed(handler, repository),
                                        (repository,), operation))
 
+    def static(self, prefix: str, directory: Path) -> None:
+        """Files served as they are under `prefix` (GET and HEAD), left out of the document."""
+        self._static.append((prefix, directory))
+
     def operations(self) -> list[Operation]:
         return [route.operation for route in self._routes if route.operation]
 
@@ -108,7 +114,9 @@ class Routes:
         return {name for route in self._routes for name in route.needs}
 
     def route_defs(self, dependencies_of: Callable[[web.Request], Mapping[str, Any]]) -> list[web.RouteDef]:
-        defs = [web.route(r.method, r.path, _bound(r, dependencies_of)) for r in self._routes]
+        defs = [web.get(r.path, _bound(r, dependencies_of)) if r.method == "GET"  # HEAD too
+                else web.route(r.method, r.path, _bound(r, dependencies_of)) for r in self._routes]
+        defs += [web.static(prefix, directory) for prefix, directory in self._static]
         if self.openapi_path:
             spec = self.document()
 

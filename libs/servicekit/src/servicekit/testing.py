@@ -30,8 +30,13 @@ class FakeUnitOfWork(Generic[T]):
     def __init__(self, transaction: T) -> None:
         self.transaction = transaction
         self.locks: list[tuple[str, ...]] = []
+        self.open = False  # True inside the unit of work: fakes of HTTP adapters can refuse calls then
 
     @asynccontextmanager
     async def __call__(self, *locks: str, shared: bool = False) -> AsyncIterator[T]:
         self.locks.append(locks)
-        yield self.transaction
+        self.open = True
+        try:
+            yield self.transaction
+        finally:
+            self.open = False

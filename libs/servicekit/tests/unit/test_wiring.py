@@ -90,6 +90,12 @@ async def test_routes_are_served_with_their_adapters_and_documented_once():
     async def hidden(request):
         return web.Response(text="yes")
 
+    @routes.get("/api/things/first", "The first thing", response=Thing)
+    async def first(request, things):
+        return web.json_response(things[0])
+
+    routes.static("/files", Path(__file__).parent)
+
     things = []
     app = web.Application()
     app.add_routes(routes.route_defs(lambda request: {"things": things}))
@@ -97,8 +103,10 @@ async def test_routes_are_served_with_their_adapters_and_documented_once():
         assert (await client.post("/api/things", json={"name": "a"})).status == 201
         assert things == [{"name": "a"}]
         assert await (await client.get("/internal")).text() == "yes"
+        assert (await client.head("/api/things/first")).status == 200, "GET routes answer HEAD too"
+        assert (await client.get(f"/files/{Path(__file__).name}")).status == 200
         document = await (await client.get("/api/openapi.json")).json()
-    assert list(document["paths"]) == ["/api/things"]
+    assert list(document["paths"]) == ["/api/things", "/api/things/first"]
     operation = document["paths"]["/api/things"]["post"]
     assert operation["summary"] == "Make a thing" and {"201", "422"} <= set(operation["responses"])
 

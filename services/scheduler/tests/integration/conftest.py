@@ -1,6 +1,6 @@
 import pytest
 
-from services.scheduler.tests.integration.adapters import Scheduler
+from .adapters import Scheduler
 
 
 @pytest.fixture

@@ -18,10 +18,11 @@ from scheduler.handlers import (
     record_recipients,
 )
 from servicekit.kafka import EventPublisher, Topics
-from services.scheduler.tests.integration.adapters import Scheduler
 from tests.support.events import activation, evaluated
 from tests.support.kafka import read_all
 from tests.support.polling import eventually
+
+from .adapters import Scheduler
 
 pytestmark = pytest.mark.integration
 

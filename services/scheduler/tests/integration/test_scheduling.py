@@ -26,12 +26,13 @@ from scheduler.handlers import (
     record_recipients,
 )
 from servicekit.kafka import Topics
-from services.scheduler.tests.integration.adapters import Scheduler
 from tests.support.events import evaluated
 from tests.support.kafka import message_count, read_all
 from tests.support.polling import eventually
 from tests.support.ports import free_port
 from tests.support.system import spawn, stop_processes, wait_healthy
+
+from .adapters import Scheduler
 
 pytestmark = pytest.mark.integration
 

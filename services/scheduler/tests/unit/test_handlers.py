@@ -32,7 +32,8 @@ from scheduler.handlers import (
 )
 from scheduler.settings import Settings
 from servicekit.wiring import check
-from services.scheduler.tests.unit.fakes import FakePublisher, Scheduler
+
+from .fakes import FakePublisher, Scheduler
 
 EMAIL = SendEmailStep(type="SEND_EMAIL", config=EmailContent(subject="Hi {{ first_name }}", text="t"))
 TWO_EMAILS = [EMAIL, WaitStep(type="WAIT", config=WaitConfig(days=1)), EMAIL]
