@@ -11,11 +11,12 @@ import pytest
 from contracts import topics
 from contracts.codec import Message, decode
 from contracts.events import CampaignScheduled, SegmentEvaluated
-from scheduler.adapters.postgres import SendStore
+from scheduler.adapters.postgres import unit_of_work
 from scheduler.handlers import record_activation, record_recipients
 from segment_svc import handlers
 from segment_svc.contacts import ContactDraft, ContactPatch
 from segment_svc.segments import SegmentDraft
+from servicekit.uow import UnitOfWork
 from tests.support.events import activation
 
 from .service import dependencies, handle
@@ -53,13 +54,13 @@ async def segment_pool(service_pool):
 
 @pytest.fixture
 async def store(service_pool):
-    return SendStore(await service_pool("scheduler", "scheduler"))
+    return unit_of_work(await service_pool("scheduler", "scheduler"))
 
 
 class Scenario:
     """`count` contacts of a plan of their own, a segment of them, and a run of one email."""
 
-    def __init__(self, pool, store: SendStore) -> None:
+    def __init__(self, pool, store: UnitOfWork) -> None:
         self.pool, self.store = pool, store
 
     async def prepare(self, count: int, others: int = 0) -> list:

@@ -257,11 +257,6 @@ def unit_of_work(pool: asyncpg.Pool) -> UnitOfWork[SchedulerTransaction]:
     return UnitOfWork(pool, SchedulerTransaction)
 
 
-# The old name, for segment-svc's re-evaluation test (another owner's file), which passes
-# `SendStore(pool)` to the handlers and reads `.pool`: both hold for the unit of work.
-# Remove once that test imports `unit_of_work`.
-SendStore = unit_of_work
-
 
 async def _copy(connection: asyncpg.Connection, table: str, columns: list[str], records: list) -> bool:
     """COPY straight in, which is fast; False (and nothing stored) when a row is there already."""
