@@ -20,7 +20,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,20 +121,41 @@ def check(service: Service, dependencies: Dependencies) -> None:
         bind(service.health, dependencies, skip=0)
 
 
-def create_app(service: Service, settings: CommonSettings) -> web.Application:
-    app = web.Application(
+@asynccontextmanager
+async def dependencies(service: Service, settings: CommonSettings, pool: asyncpg.Pool,
+                       publisher: EventPublisher | None) -> AsyncIterator[dict[str, Any]]:
+    """What the service's handlers can take, by name: its adapters and the basics. The
+    process and the integration tests (on a test's own pool) make them the same way."""
+    async with service.adapters(settings, pool, publisher) as made:
+        yield {"settings": settings, "pool": pool, "publisher": publisher, **made}
+
+
+def routes_app(service: Service, settings: CommonSettings, wired: Mapping[str, Any]) -> web.Application:
+    """The service's routes and middlewares over `wired` (no migrations, no Kafka): what
+    an integration test serves on its own pool."""
+    app = _app(service, settings)
+    if service.routes:
+        app.add_routes(service.routes.route_defs(lambda request: wired))
+    return app
+
+
+def _app(service: Service, settings: CommonSettings) -> web.Application:
+    return web.Application(
         middlewares=[*service.middlewares(settings), problem_middleware(service.errors)],
         client_max_size=1024 * 1024,
     )
+
+
+def create_app(service: Service, settings: CommonSettings) -> web.Application:
+    app = _app(service, settings)
     app.cleanup_ctx.append(resources.postgres(settings, service.schema, service.migrations, service.outbox))
     if service.kafka:
         app.cleanup_ctx.append(resources.kafka_publisher(settings))
 
     async def adapters(app: web.Application) -> AsyncIterator[None]:
-        pool, publisher = app[resources.POOL], app.get(resources.PUBLISHER)
-        async with service.adapters(settings, pool, publisher) as made:
-            app[DEPENDENCIES] = {"settings": settings, "pool": pool, "publisher": publisher, **made}
-            check(service, app[DEPENDENCIES])
+        async with dependencies(service, settings, app[resources.POOL], app.get(resources.PUBLISHER)) as wired:
+            app[DEPENDENCIES] = wired
+            check(service, wired)
             yield
 
     app.cleanup_ctx.append(adapters)
