@@ -46,10 +46,8 @@ async def serve(app: web.Application, host: str, port: int, tasks: Tasks) -> boo
     return healthy
 
 
-def run_service(service: Service, settings: CommonSettings, port: int, *old) -> None:
+def run_service(service: Service, settings: CommonSettings, port: int) -> None:
     """The whole of a service's `__main__`: logging, the app, its tasks, the exit code."""
-    if isinstance(service, str):  # TRANSITION: the old signature, while services move over
-        return _run_old(service, settings, port, *old)
     configure_logging(service.name, settings.log_level)
     app = create_app(service, settings)
     # The services allocate short-lived objects by the million (rows, events); the default
@@ -60,12 +58,3 @@ def run_service(service: Service, settings: CommonSettings, port: int, *old) -> 
     if not asyncio.run(serve(app, settings.http_host, port, background(service, app, settings))):
         sys.exit(1)
 
-
-def _run_old(name, settings, make_app, port, background=None) -> None:
-    configure_logging(name, settings.log_level)
-    app = make_app(settings)
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    tasks = background(app, settings) if background else (lambda stop: [])
-    if not asyncio.run(serve(app, settings.http_host, port, tasks)):
-        sys.exit(1)

@@ -1,13 +1,12 @@
 """What a service's aiohttp app holds, opened and closed in its `cleanup_ctx`."""
 
 import asyncio
-from pathlib import Path
 
 import asyncpg
 import structlog
 from aiohttp import web
 
-from servicekit.database import SHARED_SQL, Migrations, create_pool, migrate
+from servicekit.database import Migrations, create_pool, migrate
 from servicekit.kafka import EventPublisher, Topics, make_producer
 from servicekit.settings import CommonSettings
 
@@ -17,12 +16,11 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 
 
-def postgres(settings: CommonSettings, schema: str, migrations: Path, with_outbox: bool = False):
-    """Applies the outbox's migrations (`with_outbox`), then the service's, then opens the pool."""
-    directories = ([SHARED_SQL] if with_outbox else []) + [Migrations(schema, migrations)]
+def postgres(settings: CommonSettings, schema: str, owners: list[Migrations]):
+    """Applies the owners' migrations in their order, then opens the pool."""
 
     async def context(app: web.Application):
-        await migrate(settings.database_url, schema, *directories)
+        await migrate(settings.database_url, schema, *owners)
         app[POOL] = await create_pool(settings.database_url, schema, settings.db_pool_size)
         yield
         await app[POOL].close()

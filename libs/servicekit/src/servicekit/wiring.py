@@ -29,6 +29,7 @@ import asyncpg
 from aiohttp import web
 
 from servicekit import resources
+from servicekit.database import SHARED_SQL, Migrations
 from servicekit.http import health_route, problem_middleware
 from servicekit.kafka import ConsumerLoop, EventPublisher, Subscription, Topics
 from servicekit.outbox import OutboxRelay
@@ -78,6 +79,10 @@ class Service:
     middlewares: Callable[[CommonSettings], Sequence] = lambda settings: ()
     outbox: bool = False  # the outbox's migrations, and its relay as a task
     kafka: bool = True
+
+    def migration_owners(self) -> list[Migrations]:
+        """The outbox's migrations (when it has one), then its own."""
+        return ([SHARED_SQL] if self.outbox else []) + [Migrations(self.schema, self.migrations)]
 
 
 def bind(function: Callable, dependencies: Dependencies, skip: int = 1) -> Callable:
@@ -148,7 +153,7 @@ def _app(service: Service, settings: CommonSettings) -> web.Application:
 
 def create_app(service: Service, settings: CommonSettings) -> web.Application:
     app = _app(service, settings)
-    app.cleanup_ctx.append(resources.postgres(settings, service.schema, service.migrations, service.outbox))
+    app.cleanup_ctx.append(resources.postgres(settings, service.schema, service.migration_owners()))
     if service.kafka:
         app.cleanup_ctx.append(resources.kafka_publisher(settings))
 
