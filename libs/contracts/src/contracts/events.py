@@ -251,6 +251,25 @@ class EmailEngagement(Event):
     machine: bool = False  # an open by a prefetching proxy, kept out of engagement figures
 
 
+class EmailTest(Event):
+    """A test of one email step, asked for in the web app: the mailer sends it to each address
+    in `to`, rendered for `recipient` as a real send of the step would be, with the subject
+    prefixed "[Test] ". No ledger, no consent, no tracking links, no email.status: a test is
+    not a send of a campaign."""
+
+    topic = topics.EMAIL_TEST
+    key_field = "test_id"
+    event_type: Literal["email.test"] = "email.test"
+
+    test_id: UUID
+    flow_id: UUID
+    step_index: int = Field(ge=0)
+    to: list[EmailStr] = Field(min_length=1, max_length=10)
+    recipient: Recipient  # the contact it is rendered as (a blank one without contact_id given)
+    content: EmailContent  # the step's templates, as saved
+    requested_by: str | None = None  # the signed-in person's email; None for an API key
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     CampaignActivated,
     SegmentEvaluated,
@@ -261,4 +280,5 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ContactUpserted,
     ContactChanged,
     EmailEngagement,
+    EmailTest,
 )

@@ -11,6 +11,7 @@ EMAIL_STATUS = "email.status"
 EMAIL_ENGAGEMENT = "email.engagement"
 CONTACT_UPSERTED = "contact.upserted"
 CONTACT_CHANGED = "contact.changed"
+EMAIL_TEST = "email.test"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -33,6 +34,7 @@ _MAIN = [
     TopicSpec(EMAIL_ENGAGEMENT, 3),
     TopicSpec(CONTACT_UPSERTED, 3),
     TopicSpec(CONTACT_CHANGED, 3, compacted=True),
+    TopicSpec(EMAIL_TEST, 1),
 ]
 
 
