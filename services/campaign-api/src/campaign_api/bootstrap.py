@@ -7,10 +7,14 @@ import aiohttp
 import asyncpg
 
 from campaign_api import gateway, handlers, http
+from campaign_api.adapters.passwords import Passwords
 from campaign_api.adapters.postgres import (
+    AccountRepository,
     CampaignRepository,
     CampaignTransaction,
+    Recipients,
     RunRepository,
+    SessionRepository,
     StepCounters,
 )
 from campaign_api.adapters.upstream import Upstreams
@@ -32,7 +36,12 @@ async def adapters(settings: Settings, pool: asyncpg.Pool, publisher: EventPubli
             "campaigns": CampaignRepository(pool),
             "runs": RunRepository(pool),
             "counters": StepCounters(pool),
-            "upstreams": Upstreams(session, settings.segment_svc_url, settings.flow_engine_url),
+            "recipients": Recipients(pool),
+            "accounts": AccountRepository(pool),
+            "sessions": SessionRepository(pool),
+            "passwords": Passwords(),
+            "upstreams": Upstreams(session, settings.segment_svc_url, settings.flow_engine_url,
+                                   settings.scheduler_url, settings.mailer_url),
         }
 
 

@@ -1,12 +1,14 @@
 """Campaigns and their lifecycle. Pure: the handlers ask it what is allowed."""
 
+import hashlib
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    EmailStr,
     Field,
     StrictBool,
     ValidationError,
@@ -282,3 +284,198 @@ class SchedulePreview(BaseModel):
     campaign_id: UUID
     timezone: str
     sends: list[PlannedSendView]
+
+
+# People who sign in (API keys stay for machines) and their sessions.
+
+class Credentials(BaseModel):
+    """POST /api/session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class NewAccount(BaseModel):
+    """An account as `python -m campaign_api.accounts add` makes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: str = Field(min_length=12, max_length=1024, description="at least 12 characters")
+
+
+class SessionView(BaseModel):
+    """Who is signed in, and the token every change of theirs carries in X-CSRF-Token."""
+
+    email: str
+    csrf_token: str
+
+
+class Account(BaseModel):
+    id: UUID
+    email: str
+    password_hash: str
+
+
+class SignInRefused(Exception):
+    """Unknown email or wrong password: the same answer for both."""
+
+
+class AccountExists(ValueError):
+    pass
+
+
+# The report's recipients and activity, the status page, a step rendered for a contact.
+
+class RecipientOutcome(BaseModel):
+    send_id: UUID
+    contact_id: UUID | None = Field(description="null for sends recorded before contacts were kept")
+    email: str | None = Field(description="the contact's address now; null when the contact is gone")
+    step_index: int
+    status: str
+    attempt: int
+    smtp_code: int | None = None
+    smtp_message: str | None = None
+    updated_at: datetime
+
+
+class RecipientPage(BaseModel):
+    items: list[RecipientOutcome]
+    next_cursor: str | None = None
+
+
+RECIPIENT_STATUSES = ("sent", "failed", "skipped_no_consent", "deferred", "held", "cancelled")
+
+
+class ActivityBucket(BaseModel):
+    at: datetime
+    sent: int = 0
+    failed: int = 0
+    opens: int = 0
+    clicks: int = 0
+    unsubscribes: int = 0
+
+
+class Activity(BaseModel):
+    campaign_id: UUID
+    bucket: Literal["minute", "hour"]
+    buckets: list[ActivityBucket]
+
+
+def merge_activity(sends: list[dict], engagements: list[dict]) -> list[ActivityBucket]:
+    """Sends per bucket (by outcome) and engagements per bucket (by kind), one row a bucket,
+    in time order; machine opens are not opens."""
+    buckets: dict[datetime, dict[str, int]] = {}
+    for row in sends:
+        if row["status"] in ("sent", "failed"):
+            buckets.setdefault(row["at"], {})[row["status"]] = row["n"]
+    names = {"open": "opens", "click": "clicks", "unsubscribe": "unsubscribes"}
+    for row in engagements:
+        if row["kind"] in names:
+            counts = buckets.setdefault(row["at"], {})
+            counts[names[row["kind"]]] = counts.get(names[row["kind"]], 0) + row["n"]
+    return [ActivityBucket(at=at, **counts) for at, counts in sorted(buckets.items())]
+
+
+class ServiceHealth(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok", "degraded", "down"]
+
+
+class SchedulerFigures(BaseModel):
+    lag_seconds: float | None = None
+    in_flight: int | None = None
+
+
+class MailerFigures(BaseModel):
+    emails_per_second: float | None = None
+
+
+class SystemStatus(BaseModel):
+    services: dict[str, ServiceHealth]
+    scheduler: SchedulerFigures
+    mailer: MailerFigures
+
+
+def system_status(healths: dict[str, dict | None]) -> SystemStatus:
+    """Each service's /healthz answer (None: it did not answer) read into the status page."""
+    services = {}
+    for name, health in healths.items():
+        if health is None:
+            services[name] = ServiceHealth(status="down")
+        else:
+            state = health.get("status") if health.get("status") in ("ok", "degraded") else "degraded"
+            services[name] = ServiceHealth(**{**health, "status": state})
+    scheduler, mailer = healths.get("scheduler") or {}, healths.get("mailer") or {}
+    return SystemStatus(
+        services=services,
+        scheduler=SchedulerFigures(lag_seconds=_number(scheduler.get("lag_seconds")),
+                                   in_flight=_whole(scheduler.get("in_flight"))),
+        mailer=MailerFigures(emails_per_second=_number(mailer.get("emails_per_second"))),
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class RenderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: UUID
+
+
+class RenderedEmail(BaseModel):
+    subject: str
+    html: str
+    text: str
+
+
+MAX_TEST_RECIPIENTS = 10
+
+
+class TestSendRequest(BaseModel):
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[EmailStr] = Field(min_length=1, max_length=MAX_TEST_RECIPIENTS,
+                               description=f"at most {MAX_TEST_RECIPIENTS} addresses")
+    contact_id: UUID | None = Field(default=None, description="render as this contact; none: as a blank contact")
+
+
+class TestSendAccepted(BaseModel):
+    __test__ = False
+    test_id: UUID
+    to: list[str]
+
+
+class StepNotFound(LookupError):
+    """The flow has no such step, or it is not an email."""
+
+
+class ContactNotFound(LookupError):
+    pass
+
+
+class FlowNotFound(LookupError):
+    pass
+
+
+class TemplateNotRenderable(ValueError):
+    """A template that cannot render for a contact, and which of the step's fields it is."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def session_key(token: str) -> bytes:
+    """What the sessions table keeps of a cookie's token: its SHA-256."""
+    return hashlib.sha256(token.encode()).digest()

@@ -5,34 +5,57 @@ Calls to segment-svc and flow-engine happen before a transaction opens, never un
 campaign's row lock, and what they were asked about is checked again under the lock.
 """
 
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
+from campaign_api.adapters.passwords import Passwords
 from campaign_api.adapters.postgres import (
+    AccountRepository,
     CampaignRepository,
     CampaignTransaction,
+    Recipients,
     RunRepository,
+    SessionRepository,
     StepCounters,
 )
 from campaign_api.adapters.upstream import Upstreams
 from campaign_api.domain import (
     ENGAGEMENT_COUNTERS,
+    Account,
+    Activity,
     Campaign,
     CampaignDetail,
     CampaignDraft,
     CampaignPatch,
     CampaignStats,
     ChangedDuringActivation,
+    ContactNotFound,
+    Credentials,
+    FlowNotFound,
+    NewAccount,
     NotEditable,
     NothingToSend,
     PlannedSendView,
+    RecipientOutcome,
+    RenderedEmail,
     SchedulePreview,
+    SessionView,
+    SignInRefused,
+    StepNotFound,
+    SystemStatus,
+    TemplateNotRenderable,
+    TestSendAccepted,
+    TestSendRequest,
     campaign_stats,
     check_transition,
     counter_changes,
     latest_per_send,
+    merge_activity,
+    session_key,
+    system_status,
 )
 from contracts.enums import CampaignStatus, DeliveryStatus, EngagementKind
 from contracts.events import (
@@ -41,8 +64,12 @@ from contracts.events import (
     CampaignStatusChanged,
     EmailEngagement,
     EmailStatus,
+    EmailTest,
+    Recipient,
 )
 from contracts.links import SendRef
+from contracts.steps import EmailContent
+from contracts.templates import render
 from servicekit.uow import UnitOfWork
 
 Uow = UnitOfWork[CampaignTransaction]
@@ -252,3 +279,120 @@ async def preview_schedule(campaign_id: UUID, campaigns: CampaignRepository, ups
         sends=[PlannedSendView(step_index=p.step_index, utc=p.due_at, local=p.local(campaign.timezone))
                for p in planned],
     )
+
+
+# People: accounts, sign-in, sessions.
+
+async def add_account(account: NewAccount, uow: Uow, passwords: Passwords) -> Account:
+    """A person who can sign in (`python -m campaign_api.accounts add`); AccountExists when
+    the email has one already."""
+    password_hash = await passwords.hash(account.password)
+    async with uow() as tx:
+        return await tx.accounts.add(account.email, password_hash)
+
+
+async def sign_in(credentials: Credentials, hours: float, uow: Uow, accounts: AccountRepository,
+                  passwords: Passwords) -> tuple[SessionView, str]:
+    """A new session and its cookie's token, for the right password; SignInRefused otherwise,
+    after the same work whether the email has an account or not."""
+    account = await accounts.by_email(credentials.email)
+    matches = await passwords.verify(account.password_hash if account else passwords.decoy, credentials.password)
+    if account is None or not matches:
+        raise SignInRefused()
+    token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    async with uow() as tx:
+        await tx.sessions.delete_expired()
+        await tx.sessions.add(session_key(token), account.id, csrf_token, datetime.now(UTC) + timedelta(hours=hours))
+    return SessionView(email=account.email, csrf_token=csrf_token), token
+
+
+async def session_of(token: str | None, sessions: SessionRepository) -> SessionView | None:
+    """The live session of a cookie's token, or None."""
+    return await sessions.get(session_key(token)) if token else None
+
+
+async def sign_out(token: str | None, uow: Uow) -> None:
+    if token:
+        async with uow() as tx:
+            await tx.sessions.delete(session_key(token))
+
+
+# The report's recipients and activity, the status page.
+
+async def list_recipients(campaign_id: UUID, status: str | None, after: tuple | None, limit: int,
+                          campaigns: CampaignRepository, recipients: Recipients,
+                          upstreams: Upstreams) -> list[RecipientOutcome]:
+    """A page of the campaign's sends with their latest outcome, and each contact's address
+    as segment-svc knows it now."""
+    await campaigns.get(campaign_id)
+    rows = await recipients.page(campaign_id, status, after, limit)
+    emails = await upstreams.emails_of({row["contact_id"] for row in rows if row["contact_id"]})
+    return [RecipientOutcome(**row, email=emails.get(row["contact_id"])) for row in rows]
+
+
+async def campaign_activity(campaign_id: UUID, bucket: str, campaigns: CampaignRepository,
+                            recipients: Recipients) -> Activity:
+    """Sends (by their latest outcome's time) and engagements per minute or hour."""
+    await campaigns.get(campaign_id)
+    sends = await recipients.sends_per_bucket(campaign_id, bucket)
+    engagements = await recipients.engagements_per_bucket(campaign_id, bucket)
+    return Activity(campaign_id=campaign_id, bucket=bucket, buckets=merge_activity(sends, engagements))
+
+
+async def report_status(own: dict, upstreams: Upstreams) -> SystemStatus:
+    return system_status(await upstreams.healths(own))
+
+
+# A flow's email step rendered for a contact, and sent as a test.
+
+async def _email_step(flow_id: UUID, index: int, upstreams: Upstreams) -> EmailContent:
+    flow = await upstreams.flow(flow_id)
+    if flow is None:
+        raise FlowNotFound(flow_id)
+    steps = flow.get("steps") or []
+    if not 0 <= index < len(steps) or steps[index].get("type") != "SEND_EMAIL":
+        raise StepNotFound(f"flow {flow_id} has no email step {index}")
+    return EmailContent.model_validate(steps[index]["config"])
+
+
+async def _recipient(contact_id: UUID | None, upstreams: Upstreams, fallback_email: str) -> Recipient:
+    if contact_id is None:
+        return Recipient(contact_id=UUID(int=0), email=fallback_email)
+    contact = await upstreams.contact(contact_id)
+    if contact is None:
+        raise ContactNotFound(contact_id)
+    return Recipient(contact_id=contact_id, email=contact["email"], first_name=contact.get("first_name"),
+                     last_name=contact.get("last_name"), timezone=contact.get("timezone"),
+                     attributes=contact.get("attributes") or {})
+
+
+def rendered(content: EmailContent, recipient: Recipient, index: int = 0) -> RenderedEmail:
+    """The step as the mailer renders it (contracts.templates, the recipient's template
+    fields); TemplateNotRenderable names the part that fails."""
+    fields = recipient.template_fields()
+    parts = {}
+    for name in ("subject", "html", "text"):
+        try:
+            parts[name] = render(getattr(content, name) or "", fields, html=name == "html")
+        except Exception as error:  # a sandbox refusal, or e.g. a number added to a text
+            raise TemplateNotRenderable(f"steps[{index}].config.{name}", str(error) or type(error).__name__) from None
+    return RenderedEmail(**parts)
+
+
+async def render_step(flow_id: UUID, index: int, contact_id: UUID, upstreams: Upstreams) -> RenderedEmail:
+    content = await _email_step(flow_id, index, upstreams)
+    return rendered(content, await _recipient(contact_id, upstreams, ""), index)
+
+
+async def send_test(flow_id: UUID, index: int, ask: TestSendRequest, requested_by: str | None, uow: Uow,
+                    upstreams: Upstreams) -> TestSendAccepted:
+    """Renders the step for the contact (so that a template that cannot render is a 422
+    now, not a silent failure in the mailer) and publishes email.test for the mailer."""
+    content = await _email_step(flow_id, index, upstreams)
+    recipient = await _recipient(ask.contact_id, upstreams, str(ask.to[0]))
+    rendered(content, recipient, index)
+    test = EmailTest(test_id=uuid4(), flow_id=flow_id, step_index=index, to=ask.to, recipient=recipient,
+                     content=content, requested_by=requested_by)
+    async with uow() as tx:
+        await tx.emit(test)
+    return TestSendAccepted(test_id=test.test_id, to=[str(address) for address in ask.to])

@@ -8,10 +8,13 @@ from uuid import UUID, uuid4
 
 from campaign_api.domain import (
     COUNTERS,
+    Account,
+    AccountExists,
     Campaign,
     CampaignDraft,
     CampaignNotFound,
     SegmentNotFound,
+    SessionView,
     StatusEntry,
     StepStats,
 )
@@ -169,8 +172,98 @@ class FakeEngagements:
         return True
 
 
+class FakeAccounts:
+    def __init__(self) -> None:
+        self.rows: dict[str, Account] = {}
+
+    async def add(self, email: str, password_hash: str) -> Account:
+        if email.lower() in self.rows:
+            raise AccountExists(email)
+        self.rows[email.lower()] = Account(id=uuid4(), email=email, password_hash=password_hash)
+        return self.rows[email.lower()]
+
+    async def by_email(self, email: str) -> Account | None:
+        return self.rows.get(email.lower())
+
+    async def any(self) -> bool:
+        return bool(self.rows)
+
+
+class FakeSessions:
+    def __init__(self, accounts: FakeAccounts, clock: Clock) -> None:
+        self.accounts, self.clock = accounts, clock
+        self.rows: dict[bytes, dict] = {}
+
+    async def add(self, token_hash: bytes, account_id: UUID, csrf_token: str, expires_at: datetime) -> None:
+        self.rows[token_hash] = {"account_id": account_id, "csrf_token": csrf_token, "expires_at": expires_at}
+
+    async def get(self, token_hash: bytes) -> SessionView | None:
+        row = self.rows.get(token_hash)
+        if row is None or row["expires_at"] <= datetime.now(UTC):
+            return None
+        email = next(a.email for a in self.accounts.rows.values() if a.id == row["account_id"])
+        return SessionView(email=email, csrf_token=row["csrf_token"])
+
+    async def delete(self, token_hash: bytes) -> None:
+        self.rows.pop(token_hash, None)
+
+    async def delete_expired(self) -> None:
+        now = datetime.now(UTC)
+        self.rows = {k: v for k, v in self.rows.items() if v["expires_at"] > now}
+
+
+class FakePasswords:
+    """Not argon2: the handlers' decisions only. Counts the verifications."""
+
+    decoy = "hashed:a password no account has"
+
+    def __init__(self) -> None:
+        self.verified: list[str] = []
+
+    async def hash(self, password: str) -> str:
+        return "hashed:" + password
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        self.verified.append(password_hash)
+        return password_hash == "hashed:" + password
+
+
+class FakeRecipients:
+    """send_outcomes and engagements rows, as the handlers read them."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[dict] = []
+        self.engagements: list[dict] = []
+
+    async def page(self, campaign_id: UUID, status, after, limit) -> list[dict]:
+        rows = sorted((r for r in self.outcomes if r["campaign_id"] == campaign_id
+                       and (status is None or r["status"] == status)
+                       and (after is None or (r["updated_at"], r["send_id"]) > after)),
+                      key=lambda r: (r["updated_at"], r["send_id"]))
+        return [{k: v for k, v in r.items() if k != "campaign_id"} for r in rows[:limit]]
+
+    async def sends_per_bucket(self, campaign_id: UUID, bucket: str) -> list[dict]:
+        return self._count(self.outcomes, campaign_id, bucket, "updated_at", "status")
+
+    async def engagements_per_bucket(self, campaign_id: UUID, bucket: str) -> list[dict]:
+        return self._count(self.engagements, campaign_id, bucket, "at", "kind")
+
+    @staticmethod
+    def _count(rows, campaign_id, bucket, stamp, what) -> list[dict]:
+        counts: dict = {}
+        for row in rows:
+            if row["campaign_id"] == campaign_id:
+                at = row[stamp].replace(second=0, microsecond=0)
+                if bucket == "hour":
+                    at = at.replace(minute=0)
+                counts[(at, row[what])] = counts.get((at, row[what]), 0) + 1
+        return [{"at": at, what: name, "n": n} for (at, name), n in sorted(counts.items())]
+
+
 class FakeTransaction:
     def __init__(self, clock: Clock) -> None:
+        self.accounts = FakeAccounts()
+        self.sessions = FakeSessions(self.accounts, clock)
         self.campaigns = FakeCampaigns(clock)
         self.runs = FakeRuns(self.campaigns)
         self.outcomes = FakeOutcomes()
@@ -205,7 +298,23 @@ class FakeUpstreams:
         self.uow = uow
         self.segments: set[UUID] = set()
         self.flows: dict[UUID, list] = {}
+        self.contacts: dict[UUID, dict] = {}
+        self.health: dict[str, dict | None] = {}
         self.calls: list[tuple[str, UUID, bool]] = []
+
+    async def flow(self, flow_id: UUID) -> dict | None:
+        steps = self.flows.get(flow_id)
+        return None if steps is None else {"id": str(flow_id), "steps": [
+            step.model_dump(mode="json") if hasattr(step, "model_dump") else step for step in steps]}
+
+    async def contact(self, contact_id: UUID) -> dict | None:
+        return self.contacts.get(contact_id)
+
+    async def emails_of(self, contact_ids: set[UUID]) -> dict[UUID, str]:
+        return {c: self.contacts[c]["email"] for c in contact_ids if c in self.contacts}
+
+    async def healths(self, own: dict) -> dict[str, dict | None]:
+        return {"campaign-api": own, **self.health}
 
     async def require_segment(self, segment_id: UUID) -> None:
         self.calls.append(("segment", segment_id, self.uow.open))
@@ -226,6 +335,9 @@ class World:
         self.uow = TrackedUnitOfWork(self.tx)
         self.upstreams = FakeUpstreams(self.uow)
         self.campaigns, self.runs, self.counters = self.tx.campaigns, self.tx.runs, self.tx.counters
+        self.accounts, self.sessions = self.tx.accounts, self.tx.sessions
+        self.passwords = FakePasswords()
+        self.recipients = FakeRecipients()
 
     @property
     def emitted(self):

@@ -6,16 +6,22 @@ from pydantic import ValidationError
 from campaign_api.gateway import OPEN_API, health
 from campaign_api.settings import Settings
 
+from .fakes import FakeAccounts
+
 SECRET = {"tracking_secret": "a-secret-of-our-own"}
 
 
 async def test_an_open_api_shows_on_healthz():
-    assert await health(Settings(api_keys="", **SECRET)) == {"api": OPEN_API}
-    assert await health(Settings(api_keys=" , ", **SECRET)) == {"api": OPEN_API}, "blank keys are no keys"
+    none = FakeAccounts()
+    assert await health(Settings(api_keys="", **SECRET), none) == {"api": OPEN_API}
+    assert await health(Settings(api_keys=" , ", **SECRET), none) == {"api": OPEN_API}, "blank keys are no keys"
 
 
-async def test_an_api_with_keys_adds_nothing_to_healthz():
-    assert await health(Settings(api_keys="k1, k2", **SECRET)) == {}
+async def test_an_api_with_keys_or_an_account_adds_nothing_to_healthz():
+    assert await health(Settings(api_keys="k1, k2", **SECRET), FakeAccounts()) == {}
+    accounts = FakeAccounts()
+    await accounts.add("ann@example.com", "hash")
+    assert await health(Settings(api_keys="", **SECRET), accounts) == {}, "an account closes the API"
     assert Settings(api_keys="k1, k2", **SECRET).keys == ["k1", "k2"]
 
 

@@ -6,15 +6,19 @@ Each repository is bound to a connection (inside a `CampaignTransaction`) or to 
 """
 
 from collections.abc import Mapping
+from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from campaign_api.domain import (
     COUNTERS,
+    Account,
+    AccountExists,
     Campaign,
     CampaignDraft,
     CampaignNotFound,
+    SessionView,
     StatusEntry,
     StepStats,
 )
@@ -174,14 +178,17 @@ class SendOutcomes:
         held, at that attempt or before); returns the sends changed (send_id, run_id,
         campaign_id, step_index, status)."""
         return await self._db.fetch(
-            "INSERT INTO send_outcomes (send_id, run_id, campaign_id, step_index, status, attempt)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::int[])"
+            "INSERT INTO send_outcomes (send_id, run_id, campaign_id, step_index, status, attempt, contact_id,"
+            " smtp_code, smtp_message)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::int[], $7::uuid[],"
+            " $8::int[], $9::text[])"
             " ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,"
-            "   updated_at = now()"
+            "   contact_id = EXCLUDED.contact_id, smtp_code = EXCLUDED.smtp_code,"
+            "   smtp_message = EXCLUDED.smtp_message, updated_at = now()"
             " WHERE send_outcomes.status IN ('deferred', 'held') AND send_outcomes.attempt <= EXCLUDED.attempt"
             " RETURNING send_id, run_id, campaign_id, step_index, status",
-            *zip(*[(e.send_id, e.run_id, e.campaign_id, e.step_index, e.status.value, e.attempt) for e in events],
-                 strict=True),
+            *zip(*[(e.send_id, e.run_id, e.campaign_id, e.step_index, e.status.value, e.attempt, e.contact_id,
+                    e.smtp_code, e.smtp_message) for e in events], strict=True),
         )
 
 
@@ -239,3 +246,92 @@ class CampaignTransaction(Transaction):
         self.outcomes = SendOutcomes(connection)
         self.counters = StepCounters(connection)
         self.engagements = Engagements(connection)
+        self.accounts = AccountRepository(connection)
+        self.sessions = SessionRepository(connection)
+
+
+class AccountRepository:
+    """The people who sign in."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, email: str, password_hash: str) -> Account:
+        try:
+            row = await self._db.fetchrow(
+                "INSERT INTO accounts (id, email, password_hash) VALUES ($1, $2, $3)"
+                " RETURNING id, email, password_hash", uuid4(), email, password_hash,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AccountExists(email) from None
+        return Account.model_validate(dict(row))
+
+    async def by_email(self, email: str) -> Account | None:
+        row = await self._db.fetchrow(
+            "SELECT id, email, password_hash FROM accounts WHERE lower(email) = lower($1)", email
+        )
+        return None if row is None else Account.model_validate(dict(row))
+
+    async def any(self) -> bool:
+        return await self._db.fetchval("SELECT EXISTS (SELECT FROM accounts)")
+
+
+class SessionRepository:
+    """Signed-in browsers, by the hash of their token."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, token_hash: bytes, account_id: UUID, csrf_token: str, expires_at: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO sessions (token_hash, account_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)",
+            token_hash, account_id, csrf_token, expires_at,
+        )
+
+    async def get(self, token_hash: bytes) -> SessionView | None:
+        """The session, unless it has expired."""
+        row = await self._db.fetchrow(
+            "SELECT a.email, s.csrf_token FROM sessions s JOIN accounts a ON a.id = s.account_id"
+            " WHERE s.token_hash = $1 AND s.expires_at > now()", token_hash,
+        )
+        return None if row is None else SessionView.model_validate(dict(row))
+
+    async def delete(self, token_hash: bytes) -> None:
+        await self._db.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+
+    async def delete_expired(self) -> None:
+        await self._db.execute("DELETE FROM sessions WHERE expires_at <= now()")
+
+
+_RECIPIENT_COLUMNS = "send_id, contact_id, step_index, status, attempt, smtp_code, smtp_message, updated_at"
+
+
+class Recipients:
+    """A campaign's sends and their latest outcome, and its activity over time."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def page(self, campaign_id: UUID, status: str | None, after: tuple | None, limit: int) -> list[dict]:
+        """In (updated_at, send_id) order, after the key `after`."""
+        stamp, send_id = after or (None, None)
+        rows = await self._db.fetch(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM send_outcomes WHERE campaign_id = $1"
+            " AND ($2::text IS NULL OR status = $2)"
+            " AND ($3::timestamptz IS NULL OR (updated_at, send_id) > ($3, $4::uuid))"
+            " ORDER BY updated_at, send_id LIMIT $5",
+            campaign_id, status, stamp, send_id, limit,
+        )
+        return [dict(row) for row in rows]
+
+    async def sends_per_bucket(self, campaign_id: UUID, bucket: str) -> list[dict]:
+        return [dict(row) for row in await self._db.fetch(
+            "SELECT date_trunc($2, updated_at) AS at, status, count(*) AS n FROM send_outcomes"
+            " WHERE campaign_id = $1 GROUP BY 1, 2 ORDER BY 1", campaign_id, bucket,
+        )]
+
+    async def engagements_per_bucket(self, campaign_id: UUID, bucket: str) -> list[dict]:
+        return [dict(row) for row in await self._db.fetch(
+            "SELECT date_trunc($2, at) AS at, kind, count(*) AS n FROM engagements"
+            " WHERE campaign_id = $1 GROUP BY 1, 2 ORDER BY 1", campaign_id, bucket,
+        )]

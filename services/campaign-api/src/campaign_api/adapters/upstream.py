@@ -1,6 +1,7 @@
-"""segment-svc and flow-engine as seen from campaign-api: lookups, and the gateway proxy
-that streams requests and answers through unchanged."""
+"""segment-svc and flow-engine as seen from campaign-api: lookups, every service's health,
+and the gateway proxy that streams requests and answers through unchanged."""
 
+import asyncio
 from uuid import UUID
 
 import aiohttp
@@ -21,10 +22,13 @@ REQUEST_ID = "X-Request-Id"
 
 
 class Upstreams:
-    def __init__(self, session: aiohttp.ClientSession, segment_svc_url: str, flow_engine_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, segment_svc_url: str, flow_engine_url: str,
+                 scheduler_url: str = "http://127.0.0.1:8083", mailer_url: str = "http://127.0.0.1:8084") -> None:
         self._session = session
         self.segment_svc_url = segment_svc_url.rstrip("/")
         self.flow_engine_url = flow_engine_url.rstrip("/")
+        self.scheduler_url = scheduler_url.rstrip("/")
+        self.mailer_url = mailer_url.rstrip("/")
 
     async def _get(self, url: str) -> dict | None:
         try:
@@ -45,6 +49,43 @@ class Upstreams:
         """The flow's steps, or None when there is no such flow."""
         flow = await self._get(f"{self.flow_engine_url}/api/flows/{flow_id}")
         return None if flow is None else _STEPS.validate_python(flow["steps"])
+
+    async def flow(self, flow_id: UUID) -> dict | None:
+        """The flow as flow-engine answers it (name, steps), or None."""
+        return await self._get(f"{self.flow_engine_url}/api/flows/{flow_id}")
+
+    async def contact(self, contact_id: UUID) -> dict | None:
+        """The contact as segment-svc answers it, or None."""
+        return await self._get(f"{self.segment_svc_url}/api/contacts/{contact_id}")
+
+    async def emails_of(self, contact_ids: set[UUID]) -> dict[UUID, str]:
+        """The addresses of these contacts now (a page's worth: one request each, ten at a
+        time); contacts that are gone are left out."""
+        gate = asyncio.Semaphore(10)
+
+        async def one(contact_id: UUID) -> tuple[UUID, dict | None]:
+            async with gate:
+                return contact_id, await self.contact(contact_id)
+
+        found = await asyncio.gather(*(one(contact_id) for contact_id in contact_ids))
+        return {contact_id: contact["email"] for contact_id, contact in found if contact}
+
+    async def healths(self, own: dict) -> dict[str, dict | None]:
+        """Every service's /healthz answer (campaign-api's is `own`); None where a service
+        did not answer, or not with JSON, within 3 seconds."""
+        bases = {"segment-svc": self.segment_svc_url, "flow-engine": self.flow_engine_url,
+                 "scheduler": self.scheduler_url, "mailer": self.mailer_url}
+
+        async def one(base: str) -> dict | None:
+            try:
+                async with self._session.get(f"{base}/healthz", timeout=aiohttp.ClientTimeout(total=3)) as response:
+                    body = await response.json(content_type=None)
+                    return body if isinstance(body, dict) else None
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return None
+
+        answers = await asyncio.gather(*(one(base) for base in bases.values()))
+        return {"campaign-api": own, **dict(zip(bases, answers, strict=True))}
 
     async def openapi_documents(self) -> list[dict]:
         """segment-svc's and flow-engine's own OpenAPI documents; those that do not answer
