@@ -23,7 +23,7 @@ from campaign_api.adapters.passwords import Passwords
 from campaign_api.adapters.postgres import AccountRepository, CampaignTransaction
 from campaign_api.bootstrap import SERVICE
 from campaign_api.domain import Account, AccountExists, NewAccount
-from servicekit.database import SHARED_SQL, Migrations, create_pool, migrate
+from servicekit.database import create_pool, migrate
 from servicekit.uow import UnitOfWork
 
 
@@ -35,7 +35,7 @@ async def add_account(database_url: str, email: str, password: str, only_if_none
     """Creates the account (NewAccount's rules: a valid email, a password of 12 characters
     or more); with `only_if_none`, only when there is no account yet (None otherwise)."""
     account = NewAccount(email=email, password=password)
-    await migrate(database_url, SERVICE.schema, SHARED_SQL, Migrations(SERVICE.schema, SERVICE.migrations))
+    await migrate(database_url, SERVICE.schema, *SERVICE.migration_owners())
     pool = await create_pool(database_url, SERVICE.schema, size=1)
     try:
         if only_if_none and await AccountRepository(pool).any():
