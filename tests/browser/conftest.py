@@ -1,24 +1,35 @@
 """The browser tests: the five services (tests/support/system.py) with an SMTP server of the
-module's own, the built app in front of them (app_server.py), and Debian's Chromium driven by
+module's own, the built app served by the gateway itself, a person's account made by
+campaign-api's own command (campaign_api.accounts), and Debian's Chromium driven by
 Playwright. `deploy/browser.sh` installs and builds what is missing (Chromium, the app)."""
 
+import secrets
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from campaign_api.accounts import add_account
 from servicekit.topics import ensure_topics
-from tests.browser.app_server import DIST, AppServer
+from tests.support.kafka import delete_topics
 from tests.support.servers import create_database, drop_database
 from tests.support.smtp import SmtpServer
 from tests.support.system import Gateway, System, stop
 
 ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "services" / "frontend" / "dist"
 CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    password: str
 
 
 @pytest.fixture(scope="session")
@@ -31,25 +42,28 @@ def built_app():
 
 @pytest.fixture(scope="module")
 async def stack(postgres_url, kafka_bootstrap, tmp_path_factory, built_app):
-    """(system, gateway, smtp, app): one running system per module, the app in front of it."""
+    """(system, gateway, smtp, person): one running system per module, serving the built app,
+    and the account of a person who signs in to it."""
     database_url = await create_database(postgres_url)
     prefix = f"b{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, prefix)
     logs = tmp_path_factory.mktemp("browser-logs")
+    person = Person(f"admin.{uuid.uuid4().hex[:8]}@example.com", secrets.token_urlsafe(18))
     with SmtpServer() as smtp:
-        running = System(database_url, kafka_bootstrap, prefix, smtp.port, logs)
+        running = System(database_url, kafka_bootstrap, prefix, smtp.port, logs,
+                         extra_env={"FRONTEND_DIST": str(built_app)})
         try:
             await running.start_all()
+            await add_account(database_url, person.email, person.password)
             gateway = Gateway(running.gateway)
-            app = await AppServer(running.gateway).start()
             try:
-                yield running, gateway, smtp, app
+                yield running, gateway, smtp, person
             finally:
-                await app.stop()
                 await gateway.close()
         finally:
             await stop(running)
     await drop_database(postgres_url, database_url)
+    await delete_topics(kafka_bootstrap, prefix)
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +77,34 @@ async def browser(stack):
         await chromium.close()
 
 
-@pytest.fixture
-async def page(browser, stack):
-    _, _, _, app = stack
-    context = await browser.new_context(base_url=app.url, viewport={"width": 1280, "height": 900},
-                                        accept_downloads=True)
+async def _page(browser, stack, signed_in: bool):
+    running, _, _, person = stack
+    # bypass_csp: axe-core is injected as an inline script, which the app's CSP refuses.
+    context = await browser.new_context(base_url=running.gateway, viewport={"width": 1280, "height": 900},
+                                        accept_downloads=True, bypass_csp=True)
     context.set_default_timeout(15_000)
+    if signed_in:  # the session cookie in the context, as the sign-in screen would leave it
+        answer = await context.request.post("/api/session", data={"email": person.email, "password": person.password})
+        assert answer.status == 200, await answer.text()
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    return context, page, errors
+
+
+@pytest.fixture
+async def page(browser, stack):
+    """A page of a person signed in."""
+    context, page, errors = await _page(browser, stack, signed_in=True)
+    yield page
+    await context.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+async def anonymous_page(browser, stack):
+    """A page of someone not signed in."""
+    context, page, errors = await _page(browser, stack, signed_in=False)
     yield page
     await context.close()
     assert not errors, f"the page threw: {errors}"

@@ -1,8 +1,9 @@
 """The journey of issue 14, in the browser, against the real stack: sign in, import a CSV with
 one bad row, build a nested segment and watch its count change, write a two-email flow with a
 wait, preview it and send a test, create and activate a campaign, pause and resume it, and
-read its report once it completes. The steps that need endpoints the API does not have yet
-skip, naming the endpoint. The tests run in order and share what they made (`journey`)."""
+read its report, its recipients and their CSV once it completes, all through the gateway,
+which serves the app. The test email's arrival skips until the mailer consumes email.test.
+The tests run in order and share what they made (`journey`)."""
 
 import asyncio
 import re
@@ -25,20 +26,29 @@ def journey() -> dict:
     return {"tag": tag, "emails": [f"ann.{tag}@example.com", f"bob.{tag}@example.com", f"cy.{tag}@example.com"]}
 
 
-async def not_available(page, endpoint: str) -> bool:
-    return await page.locator(f'[data-endpoint="{endpoint}"]').count() > 0
+async def test_a_person_signs_in_and_out(anonymous_page, stack):
+    page = anonymous_page
+    _, _, _, person = stack
+    await page.goto("/#/contacts")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")  # sent there: no session
+    await expect(page).to_have_url(re.compile(r"#/sign-in\?next="))
+    await page.get_by_label("Email", exact=True).fill(person.email)
+    await page.get_by_label("Password", exact=True).fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("That email and password do not match an account.")
+    await check_screen(page, "sign-in")
 
-
-async def test_a_person_signs_in(page, stack):
-    _, gateway, _, _ = stack
-    status, _ = await gateway.call("GET", "/api/session")
-    if status == 404:
-        pytest.skip("needs POST/GET/DELETE /api/session (sign-in with a session cookie and CSRF token): next phase")
-    await page.goto("/#/sign-in")
-    await page.get_by_label("Email", exact=True).fill("admin@example.com")
-    await page.get_by_label("Password", exact=True).fill("admin-password")
+    await page.get_by_label("Password", exact=True).fill(person.password)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Contacts")  # back where they were going
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    answer = await page.context.request.get("/api/campaigns")
+    assert answer.status == 401, "signed out: the API is closed to this browser"
 
 
 async def test_import_of_a_csv_reports_its_bad_row(page, journey):
@@ -141,12 +151,9 @@ async def test_the_flow_previews_as_a_contact(page, journey):
     await page.get_by_label("Preview as contact", exact=True).select_option(label=journey["emails"][0])
     first = page.locator('li.step[data-step="0"]')
     await first.get_by_role("button", name=re.compile("^Preview as")).click()
-    endpoint = "POST /api/flows/{id}/steps/{index}/render"
-    await expect(first.locator(f'[data-endpoint="{endpoint}"], [data-testid="rendered-0"]')).to_be_visible()
-    if await not_available(first, endpoint):
-        await check_screen(page, "flow-preview-not-available")
-        pytest.skip(f"needs {endpoint}: next phase")
-    await expect(first.get_by_test_id("rendered-0")).to_contain_text("Hello Ann")
+    rendered = first.get_by_test_id("rendered-0")
+    await expect(rendered).to_contain_text("Hello Ann")
+    await expect(rendered.locator("pre")).to_have_text("Welcome aboard, Ann.")
     await check_screen(page, "flow-preview")
 
 
@@ -158,10 +165,9 @@ async def test_a_test_email_reaches_the_smtp_server(page, journey, stack):
     address = f"tester.{journey['tag']}@example.com"
     await first.get_by_label("Send a test of step 1 to", exact=True).fill(address)
     await first.get_by_role("button", name="Send test").click()
-    endpoint = "POST /api/flows/{id}/steps/{index}/test-send"
-    await expect(first.locator(f'[data-endpoint="{endpoint}"], .test-send [role="status"]')).to_be_visible()
-    if await not_available(first, endpoint):
-        pytest.skip(f"needs {endpoint}: next phase")
+    await expect(first.locator(".test-send [role='status']")).to_have_text("Test email on its way.")
+    # The gateway has published email.test (202). Remove this skip once the mailer consumes it.
+    pytest.skip("the mailer does not consume email.test yet: the test email cannot reach the SMTP server")
     await eventually(lambda: any(address in r.envelope_to for r in smtp.handler.received),
                      f"a test email reaches {address}")
 
@@ -224,14 +230,19 @@ async def test_a_campaign_is_created_activated_paused_resumed_and_reported(page,
 async def test_the_report_lists_recipients_downloadable_as_csv(page, journey):
     await page.goto(f"/#/campaigns/{journey['campaign_id']}")
     await expect(page.locator(".state.loading")).to_have_count(0)
-    endpoint = "GET /api/campaigns/{id}/recipients"
-    if await not_available(page, endpoint):
-        pytest.skip(f"needs {endpoint} (and ?format=csv): next phase")
-    await expect(page.locator("section[aria-labelledby='recipients-title'] tbody tr")).to_have_count(4)
+    rows = page.locator("section[aria-labelledby='recipients-title'] tbody tr")
+    await expect(rows).to_have_count(4)  # two recipients, two emails each
+    ann, bob = journey["emails"][:2]
+    await expect(rows.filter(has_text=ann)).to_have_count(2)
+    await expect(rows.filter(has_text=bob)).to_have_count(2)
+    await expect(page.get_by_role("img", name=re.compile("Sent 4"))).to_be_visible()  # the activity chart
     async with page.expect_download() as download:
         await page.get_by_role("link", name="Download CSV").click()
     path = await (await download.value).path()
-    assert journey["emails"][0] in await asyncio.to_thread(Path(path).read_text)
+    lines = (await asyncio.to_thread(Path(path).read_text)).splitlines()
+    assert lines[0].startswith("send_id,contact_id,email,step_index,status"), lines[0]
+    assert len(lines) == 5 and sum(ann in line for line in lines) == 2, lines
+    await check_screen(page, "campaign-recipients")
 
 
 async def test_a_refused_transition_is_explained_in_words(page, stack, journey):

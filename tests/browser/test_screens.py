@@ -3,10 +3,12 @@
 
 import re
 
+import aiohttp
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.accessibility import check_screen
+from tests.support.system import API_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -52,12 +54,33 @@ async def test_the_main_navigation_works_by_keyboard_with_a_visible_focus(page):
     await expect(page.get_by_role("heading", level=1)).to_have_text("Flows")
 
 
-async def test_status_page_shows_each_service_or_says_it_is_not_available(page):
+async def test_status_page_shows_each_service_the_lag_and_the_rate(page):
     await page.goto("/#/status")
     await settled(page)
-    if await page.locator('[data-endpoint="GET /api/status"]').count():
-        pytest.skip("needs GET /api/status (services' health, scheduler lag, mailer rate): next phase")
     for service in ("campaign-api", "segment-svc", "flow-engine", "scheduler", "mailer"):
         await expect(page.locator(f'[data-service="{service}"]')).to_be_visible()
     await expect(page.get_by_test_id("scheduler-lag")).to_be_visible()
     await expect(page.get_by_test_id("mailer-rate")).to_be_visible()
+    await expect(page.locator('[data-service="mailer"] .badge')).to_have_text("ok")
+
+
+async def test_the_gateway_serves_the_app_its_assets_cached_and_the_api_apart(stack):
+    running, _, _, _ = stack
+    async with aiohttp.ClientSession() as session:
+        async with session.get(running.gateway + "/campaigns/some/deep/link") as answer:
+            assert answer.status == 200 and answer.headers["Cache-Control"] == "no-cache"
+            index = await answer.text()
+            assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+        assets = re.findall(r'(?:src|href)="(/assets/[^"]+)"', index)
+        assert assets, index
+        for asset in assets:
+            async with session.get(running.gateway + asset) as answer:
+                assert answer.status == 200 and "immutable" in answer.headers["Cache-Control"], asset
+        async with session.get(running.gateway + "/api/nothing-here") as answer:
+            assert answer.status == 401, "the API's paths stay the API's: closed without a key or session"
+        async with session.get(running.gateway + "/api/nothing-here",
+                               headers={"Authorization": f"Bearer {API_KEY}"}) as answer:
+            assert (answer.status, answer.content_type) == (404, "application/problem+json")
+            assert (await answer.json())["title"] == "Not Found", "what the app reads as a missing endpoint"
+        async with session.get(running.gateway + "/healthz") as answer:
+            assert answer.status == 200 and "status" in await answer.json()

@@ -47,6 +47,8 @@ class System:
             "API_KEYS": API_KEY,
             "SEGMENT_SVC_URL": f"http://127.0.0.1:{self.ports['segment-svc']}",
             "FLOW_ENGINE_URL": f"http://127.0.0.1:{self.ports['flow-engine']}",
+            "SCHEDULER_URL": f"http://127.0.0.1:{self.ports['scheduler']}",  # their /healthz, for /api/status
+            "MAILER_URL": f"http://127.0.0.1:{self.ports['mailer']}",
             "LOG_LEVEL": "INFO",
             "PUBLIC_BASE_URL": self.gateway,  # the links in emails lead to this system's gateway
             "TRACKING_SECRET": "e2e-tracking-secret",

@@ -257,10 +257,14 @@ export interface SendTimeSuggestion {
 }
 
 export interface Recipient {
-  contact_id: string;
-  email: string;
+  send_id: string;
+  contact_id: string | null;
+  email: string | null;
   step_index: number;
   status: string;
+  attempt: number;
+  smtp_code: number | null;
+  smtp_message: string | null;
   updated_at: string;
 }
 

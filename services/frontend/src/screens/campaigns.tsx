@@ -505,7 +505,7 @@ export function Chart({ buckets }: { buckets: ActivityBucket[] }) {
   );
 }
 
-const OUTCOMES = ["", "sent", "failed", "skipped_no_consent", "deferred", "held", "cancelled", "pending"];
+const OUTCOMES = ["", "sent", "failed", "skipped_no_consent", "deferred", "held", "cancelled"];
 
 function Recipients({ campaignId }: { campaignId: string }) {
   const [status, setStatus] = useState("");
@@ -557,9 +557,13 @@ function Recipients({ campaignId }: { campaignId: string }) {
                 </thead>
                 <tbody>
                   {data.items.map((item) => (
-                    <tr key={`${item.contact_id}-${item.step_index}`}>
+                    <tr key={item.send_id}>
                       <td>
-                        <a href={href(`/contacts/${item.contact_id}`)}>{item.email}</a>
+                        {item.contact_id && item.email ? (
+                          <a href={href(`/contacts/${item.contact_id}`)}>{item.email}</a>
+                        ) : (
+                          <span class="hint">{item.contact_id ? "a contact that no longer exists" : "unknown contact"}</span>
+                        )}
                       </td>
                       <td>{item.step_index + 1}</td>
                       <td>
