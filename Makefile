@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help deps tools browser infra topics migrate up down demo test chaos unit test-down docs lint
+.PHONY: help deps tools browser app infra topics migrate up down demo test chaos unit test-down docs lint
 
 help:
 	@echo "make up      start PostgreSQL, Kafka, the five services and a mail catcher"
@@ -22,6 +22,9 @@ tools: deps  # helm and kubeconform (Go modules) and the Kubernetes schemas, for
 browser:  # Debian's Chromium and the web app's build (services/frontend/dist), for the browser tests
 	@deploy/browser.sh
 
+app:  # the web app's build only (services/frontend/dist), which the gateway serves at /
+	@deploy/browser.sh app
+
 infra:
 	@deploy/postgres.sh start
 	@deploy/kafka.sh start
@@ -32,11 +35,16 @@ topics: deps infra
 migrate: deps infra
 	@source deploy/common.sh && .venv/bin/python deploy/migrate.py
 
-up: topics migrate
+up: topics migrate app
 	@deploy/services.sh start
+	@source deploy/common.sh && .venv/bin/python -m campaign_api.accounts first-admin \
+	 "$${ADMIN_EMAIL:-admin@example.com}" "$$STATE_DIR/admin-password"
 	@source deploy/common.sh && echo && \
 	 echo "The system is up." && \
-	 echo "  API gateway    http://127.0.0.1:$${GATEWAY_PORT:-8080}/api/campaigns  (health: /healthz)" && \
+	 echo "  web app        http://127.0.0.1:$${GATEWAY_PORT:-8080}/  (sign in: the account above; more with" && \
+	 echo "                 .venv/bin/python -m campaign_api.accounts add EMAIL)" && \
+	 echo "  API gateway    http://127.0.0.1:$${GATEWAY_PORT:-8080}/api/campaigns  (health: /healthz;" && \
+	 echo "                 Authorization: Bearer <the key in $$STATE_DIR/api-key>)" && \
 	 echo "  processes      (each serves /healthz and /metrics)" && deploy/services.sh where && \
 	 echo "  mail received  $$STATE_DIR/mail/new  (SMTP catcher on 127.0.0.1:$${MAILCATCHER_PORT:-1025})" && \
 	 echo "  logs           $$STATE_DIR/logs/" && \

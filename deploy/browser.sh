@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# What the browser tests need, installed or built when missing or stale: Debian's Chromium
-# (Playwright drives it by path: no browser can be downloaded), the app's npm packages
-# (package-lock.json, `npm ci`) and its build (services/frontend/dist).
+# The web app's build (services/frontend/dist, which the gateway serves at /) and what the
+# browser tests need, installed or built when missing or stale.
+#   deploy/browser.sh        Debian's Chromium (Playwright drives it by path: no browser can
+#                            be downloaded), then the app (make browser, make test)
+#   deploy/browser.sh app    the app only: its npm packages (package-lock.json, `npm ci`)
+#                            and its build (make up)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 APP="$ROOT/services/frontend"
 
-[ -x /usr/bin/chromium ] || apt_install chromium
+[ "${1:-all}" = app ] || [ -x /usr/bin/chromium ] || apt_install chromium
 command -v npm >/dev/null || apt_install nodejs npm
 
 cd "$APP"

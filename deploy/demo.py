@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 GATEWAY = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}"
-KEY = (os.environ.get("API_KEYS") or "").split(",")[0].strip()
-MAIL = Path(os.environ.get("STATE_DIR", ".local/dev")) / "mail"
+STATE = Path(os.environ.get("STATE_DIR", ".local/dev"))
+MAIL = STATE / "mail"
+_INSTANCE_KEY = STATE / "api-key"  # made by deploy/services.sh when API_KEYS is not given
+KEY = (os.environ.get("API_KEYS") or (_INSTANCE_KEY.read_text() if _INSTANCE_KEY.exists() else "")).split(",")[0].strip()
 
 
 def call(method: str, path: str, body=None) -> dict:

@@ -29,6 +29,18 @@ if [ -z "${TRACKING_SECRET:-}" ]; then
   TRACKING_SECRET="$(cat "$STATE_DIR/tracking-secret")"; export TRACKING_SECRET
 fi
 
+# The key of machines (make demo, curl) for this instance, made once, unless API_KEYS is
+# given: once the first account exists the API is closed to requests with neither a key nor
+# a session (people sign in to the web app).
+if [ -z "${API_KEYS:-}" ]; then
+  mkdir -p "$STATE_DIR"
+  [ -s "$STATE_DIR/api-key" ] || (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+    > "$STATE_DIR/api-key")
+  API_KEYS="$(cat "$STATE_DIR/api-key")"; export API_KEYS
+fi
+export SCHEDULER_URL="${SCHEDULER_URL:-http://127.0.0.1:$SCHEDULER_PORT}"  # their /healthz, for /api/status
+export MAILER_URL="${MAILER_URL:-http://127.0.0.1:$MAILER_PORT}"
+
 LAUNCHED=()  # name:port of every process this start runs (or found running)
 
 launch() {  # name port-variable port command...

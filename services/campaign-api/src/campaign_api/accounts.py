@@ -24,6 +24,7 @@ from campaign_api.adapters.postgres import AccountRepository, CampaignTransactio
 from campaign_api.bootstrap import SERVICE
 from campaign_api.domain import Account, AccountExists, NewAccount
 from servicekit.database import create_pool, migrate
+from servicekit.logging import configure_logging
 from servicekit.uow import UnitOfWork
 
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     first.add_argument("email")
     first.add_argument("password_file", type=Path)
     args = parser.parse_args(argv)
+    configure_logging("campaign-api", "WARNING")  # the migrations' lines are not this command's answer
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
         print("DATABASE_URL is not set", file=sys.stderr)
