@@ -4,7 +4,6 @@ takes the event (or the batch, or the stop event of a task) and the adapters it 
 bound by name from bootstrap.adapters, so that a unit test hands it fakes."""
 
 import asyncio
-import itertools
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from mailer.message import build_message
 from mailer.server import ChunkServer, SmtpTrouble
 from mailer.settings import Settings
 from servicekit.health import HEALTH
+from servicekit.retry import pause, persistently
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger()
@@ -112,22 +112,22 @@ async def record_outcomes(uow: UnitOfWork[MailerTransaction], outcomes: list[tup
     if not outcomes and not released:
         return
     statuses = [email_status(send, outcome) for send, outcome in outcomes]
-    for tries in itertools.count():
-        try:
-            async with uow() as tx:
-                if released:
-                    await tx.ledger.release(released)
-                if outcomes:
-                    await tx.ledger.record(outcomes)
-                    await tx.emit(*statuses)
-        except UNAVAILABLE as error:
-            HEALTH.degraded("database", repr(error))
-            log.warning("outcomes_not_recorded_yet", tries=tries + 1, outcomes=len(outcomes), error=repr(error))
-            await asyncio.sleep(min(5.0, 0.2 * 2 ** tries))
-        else:
-            if tries:
-                HEALTH.recovered("database")
-            return
+
+    async def record() -> None:
+        async with uow() as tx:
+            if released:
+                await tx.ledger.release(released)
+            if outcomes:
+                await tx.ledger.record(outcomes)
+                await tx.emit(*statuses)
+
+    await persistently("database", record, retry_on=UNAVAILABLE, waits=_DATABASE_AWAY)
+
+
+# Waits while the database is away with a chunk's outcomes: short, since SMTP answers are
+# kept meanwhile and a consumer's stop waits for them (no `stop`: leaving now would send
+# the chunk again after the restart).
+_DATABASE_AWAY = (0.2, 0.4, 0.8, 1.6, 3.2, 5.0)
 
 
 @dataclass(frozen=True)
@@ -224,10 +224,7 @@ async def keep_campaign_states(stop: asyncio.Event, campaign_store: CampaignStat
                 campaigns.learn(campaign_id, state, status_seq)
         except Exception as error:  # the database away: keep what is known, read again
             log.warning("campaign_states_unread", error=repr(error))
-        try:
-            await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass
+        await pause(stop, every)
 
 
 async def count_resent_after_crash(uow: UnitOfWork[MailerTransaction]) -> dict:

@@ -247,7 +247,7 @@ async def test_a_message_whose_answer_was_lost_stays_sending_and_counts_as_resen
 
 
 async def test_outcomes_the_database_cannot_take_yet_are_kept_and_not_sent_again(monkeypatch):
-    monkeypatch.setattr(handlers.asyncio, "sleep", _no_wait)
+    monkeypatch.setattr(asyncio, "sleep", _no_wait)  # the waits of servicekit.retry
     mailer = Mailer()
     record, away = mailer.ledger.record, {"left": 3}
 
@@ -259,7 +259,9 @@ async def test_outcomes_the_database_cannot_take_yet_are_kept_and_not_sent_again
 
     mailer.ledger.record = flaky_record
     batch = sends(10)
-    await deliver(mailer)(batch)
+    with capture_logs() as logs:
+        await deliver(mailer)(batch)
+    assert [e["tries"] for e in logs if e["event"] == "retrying"] == [1, 2, 3]
     assert mailer.ledger.statuses() == {"sent": 10} and len(mailer.tx.of(EmailStatus)) == 10
     assert len(mailer.smtp.transactions) == 10, "each email sent once: its outcome waited for the database"
     assert "database" not in HEALTH.report()["degraded"]
