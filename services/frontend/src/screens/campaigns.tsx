@@ -489,7 +489,13 @@ export function Chart({ buckets }: { buckets: ActivityBucket[] }) {
           {when(buckets[buckets.length - 1].at)}
         </text>
         {SERIES.map(([key, , color]) => (
-          <polyline key={key} fill="none" stroke={color} stroke-width="2" points={buckets.map((bucket, i) => `${x(i)},${y(bucket[key])}`).join(" ")} />
+          <g key={key}>
+            <polyline fill="none" stroke={color} stroke-width="2" points={buckets.map((bucket, i) => `${x(i)},${y(bucket[key])}`).join(" ")} />
+            {/* a mark on every bucket: a single minute is a point, not a line */}
+            {buckets.map((bucket, i) => (
+              <circle key={i} cx={x(i)} cy={y(bucket[key])} r="3.5" fill={color} />
+            ))}
+          </g>
         ))}
       </svg>
       <figcaption>

@@ -32,7 +32,11 @@ export function StatusPage() {
                   </thead>
                   <tbody>
                     {Object.entries(data.services).map(([name, health]) => {
-                      const { status: state, ...details } = health;
+                      const { status: state, ...all } = health;
+                      // what says something: an empty "degraded" means nothing is
+                      const details = Object.fromEntries(
+                        Object.entries(all).filter(([, value]) => !(value && typeof value === "object" && Object.keys(value).length === 0)),
+                      );
                       return (
                         <tr key={name} data-service={name}>
                           <th scope="row">{name}</th>
