@@ -11,7 +11,7 @@ from aiohttp import web
 
 from campaign_api import handlers
 from campaign_api.adapters.postgres import AccountRepository
-from campaign_api.adapters.upstream import REQUEST_ID, Upstreams
+from campaign_api.adapters.upstream import REQUEST_ID, REQUEST_ID_KEY, Upstreams
 from campaign_api.domain import SessionView
 from campaign_api.settings import Settings
 from servicekit import openapi
@@ -93,11 +93,11 @@ def api_key_middleware(settings: Settings):
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler):
-    request[REQUEST_ID] = request.headers.get(REQUEST_ID) or str(uuid.uuid4())
-    with structlog.contextvars.bound_contextvars(request_id=request[REQUEST_ID]):
+    request[REQUEST_ID_KEY] = request.headers.get(REQUEST_ID) or str(uuid.uuid4())
+    with structlog.contextvars.bound_contextvars(request_id=request[REQUEST_ID_KEY]):
         response = await handler(request)
     if not response.prepared:  # a streamed (proxied) answer carries it already
-        response.headers[REQUEST_ID] = request[REQUEST_ID]
+        response.headers[REQUEST_ID] = request[REQUEST_ID_KEY]
     return response
 
 

@@ -4,6 +4,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from campaign_api import gateway
 from campaign_api.adapters.upstream import Upstreams
 from campaign_api.http import ERRORS, routes
 from servicekit.http import problem_middleware
@@ -28,3 +29,28 @@ async def test_an_unreachable_segment_service_is_a_503_and_nothing_is_stored():
         problem = await answer.json(content_type=None)
     await session.close()
     assert answer.status == 503 and problem["title"] == "Service unavailable"
+
+
+async def test_the_proxy_keeps_the_callers_credentials_to_itself():
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({name.lower(): value for name, value in request.headers.items()})
+
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/api/contacts", echo)
+    async with TestClient(TestServer(upstream_app)) as upstream:
+        base = str(upstream.make_url("")).rstrip("/")
+        session = aiohttp.ClientSession()
+        app = web.Application(middlewares=[gateway.request_id_middleware])
+        proxy = Upstreams(session, base, base)
+
+        async def through(request: web.Request) -> web.StreamResponse:
+            return await proxy.proxy(request)
+
+        app.router.add_get("/api/contacts", through)
+        async with TestClient(TestServer(app)) as client:
+            answer = await client.get("/api/contacts", headers={
+                "Authorization": "Bearer k1", "Cookie": "session=secret", "X-CSRF-Token": "t", "Accept": "x/y"})
+            seen = await answer.json()
+        await session.close()
+    assert not {"authorization", "cookie", "x-csrf-token"} & set(seen), seen
+    assert seen["accept"] == "x/y" and seen["x-request-id"]

@@ -15,10 +15,13 @@ from servicekit.http import Problem
 
 log = structlog.get_logger()
 _STEPS = TypeAdapter(list[Step])
-# Hop-by-hop headers (RFC 9110 7.6.1) and those aiohttp recomputes are not forwarded.
+# Hop-by-hop headers (RFC 9110 7.6.1) and those aiohttp recomputes are not forwarded, nor
+# the caller's credentials (API key, session cookie, CSRF token): they are the gateway's.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
-        "content-length", "proxy-authorization", "proxy-authenticate", "authorization"}
+        "content-length", "proxy-authorization", "proxy-authenticate", "authorization", "cookie",
+        "x-csrf-token", "set-cookie"}
 REQUEST_ID = "X-Request-Id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)  # the request's id, on the request
 
 
 class Upstreams:
@@ -106,7 +109,7 @@ class Upstreams:
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        headers[REQUEST_ID] = request[REQUEST_ID]
+        headers[REQUEST_ID] = request[REQUEST_ID_KEY]
         url = self.base_for(request.path) + request.path_qs
         try:
             async with self._session.request(
@@ -116,7 +119,7 @@ class Upstreams:
                     status=upstream.status,
                     reason=upstream.reason,
                     headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
-                    | {REQUEST_ID: request[REQUEST_ID]},
+                    | {REQUEST_ID: request[REQUEST_ID_KEY]},
                 )
                 await answer.prepare(request)
                 async for chunk in upstream.content.iter_chunked(64 * 1024):
