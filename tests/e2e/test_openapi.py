@@ -12,7 +12,8 @@ GATEWAY_PATHS = {
     "/api/campaigns", "/api/campaigns/{id}", "/api/campaigns/{id}/status", "/api/campaigns/{id}/stats",
     "/api/campaigns/{id}/schedule-preview", "/api/contacts", "/api/contacts/{id}", "/api/contacts/import", "/api/segments",
     "/api/segments/{id}", "/api/segments/{id}/preview", "/api/flows", "/api/flows/{id}",
-    "/api/send-time-suggestion",
+    "/api/send-time-suggestion", "/api/session", "/api/status", "/api/campaigns/{id}/recipients",
+    "/api/campaigns/{id}/activity", "/api/flows/{id}/steps/{index}/render", "/api/flows/{id}/steps/{index}/test-send",
 }
 
 

@@ -32,6 +32,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> JSON schema
     raw_body: dict[str, dict[str, Any]] | None = None  # media type -> schema, for bodies that are not JSON
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> JSON schema; ids are UUIDs
 
 
 def page_of(model: type[BaseModel]) -> type[BaseModel]:
@@ -73,7 +74,8 @@ def _operation(op: Operation, refs) -> dict[str, Any]:
     responses = {str(op.status): answer}
     for status in sorted({*op.errors, 401}):
         responses[str(status)] = {"description": _REASONS.get(status, "Error"), "content": problem}
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": op.path_params.get(name, {"type": "string", "format": "uuid"})}
                   for name in _path_names(op.path)]
     parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
                    for name, schema in op.query.items()]

@@ -222,6 +222,7 @@ async def system_status(request: web.Request, settings: Settings, accounts: Acco
 
 
 STEP = "/api/flows/{id}/steps/{index}"
+STEP_INDEX = {"index": {"type": "integer", "minimum": 0, "maximum": 999_999}}
 
 
 def _step_index(request: web.Request) -> int:
@@ -232,7 +233,7 @@ def _step_index(request: web.Request) -> int:
 
 
 @routes.post(STEP + "/render", "An email step rendered for a contact, as the mailer would send it", body=RenderRequest,
-             response=RenderedEmail, errors=(400, 404, 413, 415, 422, 503))
+             response=RenderedEmail, errors=(400, 404, 413, 415, 422, 503), path_params=STEP_INDEX)
 async def render_step(request: web.Request, upstreams: Upstreams) -> web.Response:
     flow_id, index = uuid_param(request), _step_index(request)
     ask = await read_json(request, RenderRequest)
@@ -241,7 +242,7 @@ async def render_step(request: web.Request, upstreams: Upstreams) -> web.Respons
 
 @routes.post(STEP + "/test-send", "Send a test of an email step to up to 10 addresses (email.test, sent by the"
              " mailer)", body=TestSendRequest, response=TestSendAccepted, status=202,
-             errors=(400, 404, 413, 415, 422, 503))
+             errors=(400, 404, 413, 415, 422, 503), path_params=STEP_INDEX)
 async def send_test(request: web.Request, uow: Uow, upstreams: Upstreams) -> web.Response:
     flow_id, index = uuid_param(request), _step_index(request)
     ask = await read_json(request, TestSendRequest)
