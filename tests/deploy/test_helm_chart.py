@@ -137,6 +137,9 @@ def test_settings_in_a_configmap_and_secrets_in_a_secret_or_an_existing_one():
     assert config["KAFKA_REPLICATION_FACTOR"] == "3" and config["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
     assert config["SEGMENT_SVC_URL"] == "http://shop-campaigns-segment-svc:8081"
     assert config["FLOW_ENGINE_URL"] == "http://shop-campaigns-flow-engine:8082"
+    # /api/status asks every service's /healthz
+    assert config["SCHEDULER_URL"] == "http://shop-campaigns-scheduler:8083"
+    assert config["MAILER_URL"] == "http://shop-campaigns-mailer:8084"
     assert config["HTTP_HOST"] == "0.0.0.0"
     assert not {"DATABASE_URL", "SMTP_PASSWORD", "TRACKING_SECRET", "API_KEYS"} & set(config)
     # Empty settings are left out: the mailer would AUTH as "" with an empty SMTP_USERNAME.
