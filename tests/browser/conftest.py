@@ -13,11 +13,7 @@ from pathlib import Path
 import pytest
 
 from campaign_api.accounts import add_account
-from servicekit.topics import ensure_topics
-from tests.support.kafka import delete_topics
-from tests.support.servers import create_database, drop_database
-from tests.support.smtp import SmtpServer
-from tests.support.system import Gateway, System, stop
+from tests.support.stack import running_system
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "services" / "frontend" / "dist"
@@ -44,26 +40,11 @@ def built_app():
 async def stack(postgres_url, kafka_bootstrap, tmp_path_factory, built_app):
     """(system, gateway, smtp, person): one running system per module, serving the built app,
     and the account of a person who signs in to it."""
-    database_url = await create_database(postgres_url)
-    prefix = f"b{uuid.uuid4().hex[:10]}."
-    await ensure_topics(kafka_bootstrap, prefix)
-    logs = tmp_path_factory.mktemp("browser-logs")
     person = Person(f"admin.{uuid.uuid4().hex[:8]}@example.com", secrets.token_urlsafe(18))
-    with SmtpServer() as smtp:
-        running = System(database_url, kafka_bootstrap, prefix, smtp.port, logs,
-                         extra_env={"FRONTEND_DIST": str(built_app)})
-        try:
-            await running.start_all()
-            await add_account(database_url, person.email, person.password)
-            gateway = Gateway(running.gateway)
-            try:
-                yield running, gateway, smtp, person
-            finally:
-                await gateway.close()
-        finally:
-            await stop(running)
-    await drop_database(postgres_url, database_url)
-    await delete_topics(kafka_bootstrap, prefix)
+    async with running_system(postgres_url, kafka_bootstrap, tmp_path_factory.mktemp("browser-logs"), tag="b",
+                              FRONTEND_DIST=str(built_app)) as (running, gateway, smtp):
+        await add_account(running.database_url, person.email, person.password)
+        yield running, gateway, smtp, person
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import time
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import running_system
 from tests.support.audience import campaign_to
 from tests.support.polling import eventually, never
+from tests.support.stack import running_system
 from tests.support.system import wait_healthy
 
 pytestmark = pytest.mark.e2e

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.topics import ALL_TOPICS, DLQ_SUFFIX
-from tests.e2e.conftest import running_system
 from tests.support.kafka import message_count
 from tests.support.polling import eventually
 from tests.support.scale import sized
+from tests.support.stack import running_system
 
 pytestmark = pytest.mark.e2e
 
