@@ -26,9 +26,11 @@ MAX_BODY = 1024 * 1024
 class Problem(Exception):
     """An HTTP error with a problem+json body."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, status: int, title: str, detail: str | None = None, headers: Mapping[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = dict(headers or {})  # e.g. Retry-After
 
     def response(self, instance: str | None = None) -> web.Response:
         body = {"type": "about:blank", "title": self.title, "status": self.status}
@@ -37,7 +39,7 @@ class Problem(Exception):
         if instance:
             body["instance"] = instance
         body.update(self.extra)
-        return web.json_response(body, status=self.status, content_type=PROBLEM)
+        return web.json_response(body, status=self.status, content_type=PROBLEM, headers=self.headers)
 
 
 def invalid(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> Problem:

@@ -19,6 +19,7 @@ from campaign_api.adapters.postgres import (
 )
 from campaign_api.adapters.upstream import Upstreams
 from campaign_api.settings import Settings
+from campaign_api.throttle import SignInThrottle
 from contracts import topics
 from servicekit.kafka import EventPublisher
 from servicekit.uow import UnitOfWork
@@ -40,6 +41,7 @@ async def adapters(settings: Settings, pool: asyncpg.Pool, publisher: EventPubli
             "accounts": AccountRepository(pool),
             "sessions": SessionRepository(pool),
             "passwords": Passwords(),
+            "throttle": SignInThrottle(),
             "upstreams": Upstreams(session, settings.segment_svc_url, settings.flow_engine_url,
                                    settings.scheduler_url, settings.mailer_url),
         }

@@ -57,6 +57,7 @@ from campaign_api.domain import (
     session_key,
     system_status,
 )
+from campaign_api.throttle import SignInThrottle
 from contracts.enums import CampaignStatus, DeliveryStatus, EngagementKind
 from contracts.events import (
     CampaignActivated,
@@ -291,14 +292,19 @@ async def add_account(account: NewAccount, uow: Uow, passwords: Passwords) -> Ac
         return await tx.accounts.add(account.email, password_hash)
 
 
-async def sign_in(credentials: Credentials, hours: float, uow: Uow, accounts: AccountRepository,
-                  passwords: Passwords) -> tuple[SessionView, str]:
+async def sign_in(credentials: Credentials, client: str, hours: float, uow: Uow, accounts: AccountRepository,
+                  passwords: Passwords, throttle: SignInThrottle) -> tuple[SessionView, str]:
     """A new session and its cookie's token, for the right password; SignInRefused otherwise,
-    after the same work whether the email has an account or not."""
+    after the same work whether the email has an account or not. Too many failures for the
+    email or from the client's address refuse even the right password for a while."""
+    keys = (f"email:{credentials.email.lower()}", f"client:{client}")
+    throttle.check(*keys)
     account = await accounts.by_email(credentials.email)
     matches = await passwords.verify(account.password_hash if account else passwords.decoy, credentials.password)
     if account is None or not matches:
+        throttle.failed(*keys)
         raise SignInRefused()
+    throttle.succeeded(keys[0])
     token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     async with uow() as tx:
         await tx.sessions.delete_expired()

@@ -56,6 +56,7 @@ from campaign_api.domain import (
 )
 from campaign_api.handlers import Uow
 from campaign_api.settings import Settings
+from campaign_api.throttle import SignInThrottle, TooManyAttempts
 from contracts.enums import CampaignStatus
 from servicekit import openapi
 from servicekit.health import HEALTH
@@ -259,11 +260,12 @@ def _secure(request: web.Request) -> bool:
 
 @routes.post("/api/session", "Sign in: a session cookie (HttpOnly, SameSite=Strict) and the CSRF token that every"
              " change made with it carries in X-CSRF-Token", body=Credentials, response=SessionView,
-             errors=(400, 413, 415, 422))
+             errors=(400, 401, 413, 415, 422, 429))
 async def sign_in(request: web.Request, settings: Settings, uow: Uow, accounts: AccountRepository,
-                  passwords: Passwords) -> web.Response:
+                  passwords: Passwords, throttle: SignInThrottle) -> web.Response:
     credentials = await read_json(request, Credentials)
-    session, token = await handlers.sign_in(credentials, settings.session_hours, uow, accounts, passwords)
+    session, token = await handlers.sign_in(credentials, request.remote or "", settings.session_hours, uow,
+                                            accounts, passwords, throttle)
     answer = json_response(session)
     answer.set_cookie(gateway.SESSION_COOKIE, token, max_age=int(settings.session_hours * 3600), path="/",
                       httponly=True, samesite="Strict", secure=_secure(request))
@@ -315,6 +317,8 @@ ERRORS = {
     InvalidDraft: lambda error: invalid(error.error),
     ChangedDuringActivation: lambda error: Problem(409, "Campaign changed", str(error)),
     SignInRefused: lambda error: Problem(401, "Sign-in refused", "that email and password do not match an account"),
+    TooManyAttempts: lambda error: Problem(429, "Too many sign-in attempts", str(error),
+                                           headers={"Retry-After": str(max(1, round(error.retry_after)))}),
     FlowNotFound: lambda error: Problem(404, "Flow not found", f"no flow {error}"),
     StepNotFound: lambda error: Problem(404, "Step not found", str(error)),
     ContactNotFound: lambda error: Problem(

@@ -18,6 +18,7 @@ from campaign_api.domain import (
     StatusEntry,
     StepStats,
 )
+from campaign_api.throttle import SignInThrottle
 from contracts.enums import CampaignStatus
 from contracts.events import EmailStatus
 from contracts.links import SendRef
@@ -337,6 +338,8 @@ class World:
         self.campaigns, self.runs, self.counters = self.tx.campaigns, self.tx.runs, self.tx.counters
         self.accounts, self.sessions = self.tx.accounts, self.tx.sessions
         self.passwords = FakePasswords()
+        self.seconds = 0.0  # the sign-in throttle's clock
+        self.throttle = SignInThrottle(attempts=3, window=60.0, clock=lambda: self.seconds)
         self.recipients = FakeRecipients()
 
     @property

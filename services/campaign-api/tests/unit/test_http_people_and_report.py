@@ -26,6 +26,7 @@ async def client():
     await handlers.add_account(NewAccount(email="ann@example.com", password=PASSWORD), world.uow, world.passwords)
     dependencies = {"settings": Settings(api_keys="k", tracking_secret="a-secret-of-our-own"), "uow": world.uow,
                     "accounts": world.accounts, "sessions": world.sessions, "passwords": world.passwords,
+                    "throttle": world.throttle,
                     "campaigns": world.campaigns, "recipients": world.recipients, "upstreams": world.upstreams}
     app = web.Application(middlewares=[problem_middleware(ERRORS)])
     app.add_routes(routes.route_defs(lambda request: dependencies | dict.fromkeys(routes.needs() - set(dependencies))))
@@ -77,3 +78,12 @@ async def test_the_recipients_csv_has_a_header_row_and_no_formulas(client):
     wrong = await client.get(f"/api/campaigns/{campaign.id}/recipients", params={"status": "lost"})
     assert wrong.status == 400 and (await wrong.json())["errors"][0]["path"] == "$.status"
     assert (await client.get(f"/api/campaigns/{uuid4()}/recipients", params={"format": "csv"})).status == 404
+
+
+async def test_too_many_failed_sign_ins_answer_429_with_retry_after(client):
+    for _ in range(3):
+        answer = await client.post("/api/session", json={"email": "ann@example.com", "password": "wrong password!"})
+        assert answer.status == 401
+    answer = await client.post("/api/session", json={"email": "ann@example.com", "password": PASSWORD})
+    assert answer.status == 429 and answer.headers["Retry-After"] == "60"
+    assert (await answer.json())["title"] == "Too many sign-in attempts"

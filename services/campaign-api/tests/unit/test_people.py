@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from campaign_api import gateway, handlers
 from campaign_api.domain import AccountExists, Credentials, NewAccount, SignInRefused, session_key
 from campaign_api.settings import Settings
+from campaign_api.throttle import TooManyAttempts
 from servicekit.wiring import DEPENDENCIES
 
 from .fakes import World
@@ -41,10 +42,40 @@ def test_an_account_needs_a_valid_email_and_a_long_password():
         NewAccount(email="ann@example.com", password="short")
 
 
+async def sign_in(world: World, email: str, password: str, hours: float = 1, client: str = "192.0.2.1"):
+    return await handlers.sign_in(Credentials(email=email, password=password), client, hours, world.uow,
+                                  world.accounts, world.passwords, world.throttle)
+
+
+async def test_after_too_many_failures_even_the_right_password_waits_for_the_window(world):
+    await an_account(world)
+    for _ in range(3):
+        with pytest.raises(SignInRefused):
+            await sign_in(world, "ann@example.com", "wrong password!")
+    with pytest.raises(TooManyAttempts) as refused:
+        await sign_in(world, "ann@example.com", PASSWORD)
+    assert refused.value.retry_after == 60
+    with pytest.raises(TooManyAttempts):  # the same email from elsewhere
+        await sign_in(world, "ANN@example.com", PASSWORD, client="198.51.100.7")
+    world.seconds = 60.0
+    session, _ = await sign_in(world, "ann@example.com", PASSWORD)
+    assert session.email == "ann@example.com"
+
+
+async def test_guesses_from_one_address_are_throttled_whatever_the_emails(world):
+    await an_account(world)
+    for n in range(3):
+        with pytest.raises(SignInRefused):
+            await sign_in(world, f"guess{n}@example.com", PASSWORD)
+    with pytest.raises(TooManyAttempts):
+        await sign_in(world, "ann@example.com", PASSWORD)
+    session, _ = await sign_in(world, "ann@example.com", PASSWORD, client="198.51.100.7")
+    assert session.email == "ann@example.com"
+
+
 async def test_the_right_password_opens_a_session_whose_token_is_kept_as_a_hash(world):
     await an_account(world)
-    session, token = await handlers.sign_in(Credentials(email="Ann@example.com", password=PASSWORD), 12, world.uow,
-                                            world.accounts, world.passwords)
+    session, token = await sign_in(world, "Ann@example.com", PASSWORD, hours=12)
     assert session.email == "ann@example.com" and len(session.csrf_token) >= 32
     assert list(world.sessions.rows) == [session_key(token)], "the token itself is not stored"
     assert await handlers.session_of(token, world.sessions) == session
@@ -56,8 +87,7 @@ async def test_an_unknown_email_and_a_wrong_password_are_refused_alike_after_the
     await an_account(world)
     for email, password in (("ann@example.com", "wrong password!"), ("nobody@example.com", PASSWORD)):
         with pytest.raises(SignInRefused):
-            await handlers.sign_in(Credentials(email=email, password=password), 12, world.uow, world.accounts,
-                                   world.passwords)
+            await sign_in(world, email, password, client=email)  # apart: the throttle is not what is tested
     assert len(world.passwords.verified) == 2, "a password is verified for an unknown email too (the decoy)"
     assert world.passwords.verified[1] == world.passwords.decoy
     assert world.sessions.rows == {}
@@ -100,8 +130,7 @@ async def client_of(world):
 
 async def a_session(world: World) -> tuple[str, str]:
     await an_account(world)
-    session, token = await handlers.sign_in(Credentials(email="ann@example.com", password=PASSWORD), 1, world.uow,
-                                            world.accounts, world.passwords)
+    session, token = await sign_in(world, "ann@example.com", PASSWORD)
     return token, session.csrf_token
 
 
