@@ -2,7 +2,7 @@
 one bad row, build a nested segment and watch its count change, write a two-email flow with a
 wait, preview it and send a test, create and activate a campaign, pause and resume it, and
 read its report, its recipients and their CSV once it completes, all through the gateway,
-which serves the app. The test email's arrival skips until the mailer consumes email.test.
+which serves the app; the test email is awaited at the SMTP server.
 The tests run in order and share what they made (`journey`)."""
 
 import asyncio
@@ -166,10 +166,13 @@ async def test_a_test_email_reaches_the_smtp_server(page, journey, stack):
     await first.get_by_label("Send a test of step 1 to", exact=True).fill(address)
     await first.get_by_role("button", name="Send test").click()
     await expect(first.locator(".test-send [role='status']")).to_have_text("Test email on its way.")
-    # The gateway has published email.test (202). Remove this skip once the mailer consumes it.
-    pytest.skip("the mailer does not consume email.test yet: the test email cannot reach the SMTP server")
-    await eventually(lambda: any(address in r.envelope_to for r in smtp.handler.received),
-                     f"a test email reaches {address}")
+    # The gateway has published email.test (202); the mailer renders it as Ann and sends it.
+    arrived = await eventually(lambda: [r for r in smtp.handler.received if address in r.envelope_to],
+                               f"a test email reaches {address}", timeout=30)
+    [email] = arrived
+    assert email.subject == "[Test] Hello Ann", email.subject
+    assert "Welcome aboard, Ann." in email.text()
+    assert email.message["List-Unsubscribe"] is None, "a test has no send to unsubscribe from"
 
 
 async def test_a_campaign_is_created_activated_paused_resumed_and_reported(page, journey, stack):
@@ -215,9 +218,11 @@ async def test_a_campaign_is_created_activated_paused_resumed_and_reported(page,
         for column in ("sent", "failed", "skipped_no_consent", "deferred", "opens", "clicks", "unsubscribes"):
             await expect(row.locator(f'td[data-col="{column}"]')).to_have_text(str(step[column]))
     await expect(table.locator('tr[data-step="total"] td[data-col="sent"]')).to_have_text(str(stats["sent"]))
-    ours = [r for r in smtp.handler.received if any(journey["tag"] in to for to in r.envelope_to)]
+    ours = [r for r in smtp.handler.received if any(to in journey["emails"] for to in r.envelope_to)]
     assert sorted(r.subject for r in ours) == sorted(
         ["Hello Ann", "Hello Bob", "Still there, Ann?", "Still there, Bob?"])
+    status = await gateway.ok("GET", "/api/status")
+    assert status["mailer"]["emails_per_second"] > 0, "the mailer's pace over the last minute, sends just made"
     await expect(page.locator(".state.loading")).to_have_count(0)
     await check_screen(page, "campaign-report")
     journey["campaign_id"] = campaign_id

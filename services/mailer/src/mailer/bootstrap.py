@@ -12,7 +12,9 @@ from mailer.adapters.postgres import CampaignStateStore, ConsentCache, unit_of_w
 from mailer.adapters.smtp import SmtpPool
 from mailer.campaigns import CampaignStates
 from mailer.domain import RetryPolicy
+from mailer.email_tests import EmailTestsInFlight
 from mailer.limits import SendingLimits
+from mailer.pace import SentPace
 from mailer.server import SmtpTrouble
 from mailer.settings import Settings
 from servicekit.kafka import EventPublisher
@@ -36,6 +38,8 @@ async def adapters(settings: Settings, pool: asyncpg.Pool, publisher: EventPubli
             "retry_policy": RetryPolicy(settings.smtp_retry_initial_seconds, settings.smtp_retry_max_seconds,
                                         settings.smtp_retry_lifetime_seconds),
             "trouble": SmtpTrouble(),
+            "pace": SentPace(),
+            "tests_in_flight": EmailTestsInFlight(),
         }
     finally:
         await smtp.close()
@@ -59,8 +63,11 @@ SERVICE = Service(
         # behind a backlog of sends or of consent changes.
         Group("mailer-campaigns", (Consume(topics.CAMPAIGN_STATUS, handlers.follow_campaign),
                                    Consume(topics.CAMPAIGN_ACTIVATED, handlers.follow_campaign))),
+        # A fourth for the tests of an email step, so that a test is never behind a send.due
+        # backlog (one partition: a test at a time, retried alone while SMTP is unusable).
+        Group("mailer-tests", (Consume(topics.EMAIL_TEST, handlers.send_test),)),
     ),
     tasks=(handlers.keep_campaign_states,),
-    health=handlers.count_resent_after_crash,
+    health=handlers.health_figures,
     outbox=True,
 )

@@ -1,5 +1,6 @@
-"""The mailer's use cases, one function each: deliver the sends that fall due, remember
-consent, follow each campaign's state and keep it fresh, and what /healthz adds. Each
+"""The mailer's use cases, one function each: deliver the sends that fall due, send the
+tests of an email step, remember consent, follow each campaign's state and keep it fresh,
+and what /healthz adds. Each
 takes the event (or the batch, or the stop event of a task) and the adapters it needs,
 bound by name from bootstrap.adapters, so that a unit test hands it fakes."""
 
@@ -11,11 +12,11 @@ from datetime import UTC, datetime
 import structlog
 
 from contracts.enums import CampaignStatus, DeliveryStatus
-from contracts.events import CampaignActivated, CampaignStatusChanged, ContactChanged, SendDue
+from contracts.events import CampaignActivated, CampaignStatusChanged, ContactChanged, EmailTest, SendDue
 from mailer import metrics
 from mailer.adapters.postgres import UNAVAILABLE, CampaignStateStore, ConsentCache, MailerTransaction
 from mailer.adapters.smtp import SmtpPool
-from mailer.addresses import parse_address
+from mailer.addresses import BadAddress, parse_address
 from mailer.campaigns import CampaignStates
 from mailer.domain import (
     CampaignState,
@@ -23,19 +24,24 @@ from mailer.domain import (
     Consent,
     Outcome,
     RetryPolicy,
+    SmtpAnswer,
     SmtpUnavailable,
     Unsent,
     classify,
     email_status,
+    is_the_servers,
     newer_consent,
     settle,
     stopped_by,
 )
+from mailer.email_tests import EmailTestsInFlight, TestProgress
 from mailer.limits import SendingLimits
-from mailer.message import build_message
+from mailer.message import RenderedTest, build_message, build_test_message, render_test
+from mailer.pace import SentPace
 from mailer.server import ChunkServer, SmtpTrouble
 from mailer.settings import Settings
 from servicekit.health import HEALTH
+from servicekit.kafka import Rejected
 from servicekit.retry import pause, persistently
 from servicekit.uow import UnitOfWork
 
@@ -45,7 +51,7 @@ _rng = random.Random()
 
 async def deliver(sends: list[SendDue], uow: UnitOfWork[MailerTransaction], consent: ConsentCache,
                   campaigns: CampaignStates, smtp: SmtpPool, limits: SendingLimits, retry_policy: RetryPolicy,
-                  trouble: SmtpTrouble, settings: Settings) -> None:
+                  trouble: SmtpTrouble, pace: SentPace, settings: Settings) -> None:
     """Chunk by chunk: claim in the ledger, send side by side, record the outcomes. A crash
     can catch at most the chunks in flight between their claim and their record. Raises
     SmtpUnavailable when the SMTP server cannot be used (the batch is then retried)."""
@@ -53,11 +59,11 @@ async def deliver(sends: list[SendDue], uow: UnitOfWork[MailerTransaction], cons
     for start in range(0, len(sends), size):
         attempts = _Attempts(campaigns, smtp, limits, retry_policy, settings,
                              ChunkServer(suspect=trouble.reason is not None))
-        await _deliver_chunk(sends[start:start + size], uow, consent, trouble, attempts)
+        await _deliver_chunk(sends[start:start + size], uow, consent, trouble, pace, attempts)
 
 
 async def _deliver_chunk(sends: list[SendDue], uow: UnitOfWork[MailerTransaction], consent: ConsentCache,
-                         trouble: SmtpTrouble, attempts: "_Attempts") -> None:
+                         trouble: SmtpTrouble, pace: SentPace, attempts: "_Attempts") -> None:
     async with uow() as tx:
         claims = await tx.ledger.claim(sends)
     claimed = [send for send in sends if send.send_id in claims]
@@ -76,6 +82,7 @@ async def _deliver_chunk(sends: list[SendDue], uow: UnitOfWork[MailerTransaction
     await record_outcomes(uow, outcomes, released)
     for _, outcome in outcomes:
         metrics.SENDS.labels(outcome.status.value).inc()
+    pace.sent(sum(1 for _, outcome in outcomes if outcome.status is DeliveryStatus.SENT))
     server = attempts.server
     if server.unusable is not None:
         # The server's trouble, not the recipients': what it kept from going is not failed
@@ -187,6 +194,70 @@ class _Attempts:
         return settled
 
 
+async def send_test(test: EmailTest, smtp: SmtpPool, limits: SendingLimits, tests_in_flight: EmailTestsInFlight,
+                    settings: Settings) -> None:
+    """A test of an email step to each of its addresses, rendered as a real send would be
+    for its recipient, the subject prefixed "[Test] ": no ledger, no consent, no tracking,
+    no email.status, within the sending limits. A template that cannot render, or an
+    address refused for good (a bad one, a 5xx), is the test's fault: Rejected (to
+    email.test.dlq with the reason) once the other addresses are tried. No answer, a 4xx
+    or a refusing server is the infrastructure's: raised, so the consumer loop tries the
+    test again, then only to the addresses the server has not taken yet."""
+    try:
+        rendered = render_test(test)
+    except Exception as error:  # a template this recipient cannot fill: no retry could mend it
+        tests_in_flight.forget(test.test_id)
+        metrics.TEST_EMAILS.labels("rejected").inc(len(test.to))
+        raise Rejected(f"the test email cannot be rendered: {error}") from None
+    progress = tests_in_flight.of(test.test_id)
+    pending = [index for index in range(len(test.to)) if not progress.done(index)]
+    failures = await asyncio.gather(*(_send_test_to(rendered, index, test.to[index], progress, smtp, limits, settings)
+                                      for index in pending))
+    unavailable = [reason for reason in failures if reason is not None]
+    if unavailable:  # the server's trouble: what it took is remembered for the retry
+        log.warning("test_email_waits_for_smtp", test_id=str(test.test_id), waiting=len(unavailable),
+                    accepted=len(progress.accepted), reason=unavailable[0])
+        raise SmtpUnavailable(f"{len(unavailable)} of {len(test.to)} test emails not taken: {unavailable[0]}")
+    tests_in_flight.forget(test.test_id)
+    log.info("test_email_sent", test_id=str(test.test_id), flow_id=str(test.flow_id), step_index=test.step_index,
+             accepted=len(progress.accepted), refused=len(progress.refused), requested_by=test.requested_by)
+    if progress.refused:
+        raise Rejected("; ".join(f"{test.to[index]}: {reason}" for index, reason in sorted(progress.refused.items())))
+
+
+async def _send_test_to(test: RenderedTest, index: int, to: str, progress: TestProgress, smtp: SmtpPool,
+                        limits: SendingLimits, settings: Settings) -> str | None:
+    """One address of a test: accepted or refused for good, noted in `progress`; else the
+    reason the SMTP server could not take it now (the test is then tried again)."""
+    try:
+        address = parse_address(to)
+    except BadAddress as error:
+        progress.refused[index] = str(error)
+        metrics.TEST_EMAILS.labels("rejected").inc()
+        return None
+    message = build_test_message(test, index, address, settings.mail_from, datetime.now(UTC))
+    try:
+        async with limits.slot(address.domain), smtp.connection() as connection:
+            answer = await connection.send(message, settings.envelope_sender, address.envelope,
+                                           smtputf8=address.needs_smtputf8)
+    except Exception as error:  # whatever it was, not the address's fault: tried again
+        log.exception("test_email_attempt_failed", test_id=str(test.test_id))
+        return f"unexpected error: {error!r}"
+    return _heard(answer, index, progress)
+
+
+def _heard(answer: SmtpAnswer, index: int, progress: TestProgress) -> str | None:
+    if answer.code is not None and 200 <= answer.code < 300:
+        progress.accepted.add(index)
+        metrics.TEST_EMAILS.labels("sent").inc()
+        return None
+    if is_the_servers(answer) or answer.code < 500:  # no answer, a refusing server, a 4xx: try again
+        return str(answer)
+    progress.refused[index] = str(answer)  # a 5xx to RCPT TO or DATA: this address, for good
+    metrics.TEST_EMAILS.labels("rejected").inc()
+    return None
+
+
 async def remember_consent(events: list[ContactChanged], consent: ConsentCache) -> None:
     """A batch of contact.changed into the consent cache (the newest of each contact wins)."""
     await consent.remember(events)
@@ -227,7 +298,9 @@ async def keep_campaign_states(stop: asyncio.Event, campaign_store: CampaignStat
         await pause(stop, every)
 
 
-async def count_resent_after_crash(uow: UnitOfWork[MailerTransaction]) -> dict:
-    """What /healthz adds: how many sends a crash caught mid-transaction were sent again."""
+async def health_figures(uow: UnitOfWork[MailerTransaction], pace: SentPace) -> dict:
+    """What /healthz adds: how many sends a crash caught mid-transaction were sent again,
+    and this mailer's pace (sends recorded `sent` a second, over the last minute)."""
     async with uow() as tx:
-        return {"resent_after_crash": await tx.ledger.resent_after_crash()}
+        resent = await tx.ledger.resent_after_crash()
+    return {"resent_after_crash": resent, "emails_per_second": pace.per_second()}

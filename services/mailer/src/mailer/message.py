@@ -9,12 +9,16 @@ import base64
 import html
 import os
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import quote
+from uuid import UUID
 
-from contracts.events import SendDue
+from contracts.events import EmailTest, SendDue
 from contracts.links import SendRef, click_url, open_url, template_urls, unsubscribe_url
+from contracts.steps import EmailContent
 from contracts.templates import render
 from mailer.addresses import Address
 
@@ -41,30 +45,86 @@ def _part(content_type: str, body: str) -> str:
 def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: str, secret: str) -> bytes:
     fields = send.recipient.template_fields()
     content = send.content
-    from_name, from_address = parseaddr(mail_from)
-    domain = from_address.rpartition("@")[2] or "localhost"
+    domain = _domain_of(mail_from)
     ref = SendRef(send.campaign_id, send.run_id, send.step_index, send.send_id, send.recipient.contact_id)
     link = unsubscribe_url(public_base_url, secret, ref)
     mailto = f"mailto:unsubscribe@{domain}?subject={quote('unsubscribe ' + str(send.send_id))}"
     headers = [
-        f"From: {formataddr((_one_line(from_name), from_address), charset='utf-8')}",
-        f"To: {to.display if to.needs_smtputf8 else to.envelope}",
+        f"From: {_from(mail_from)}",
+        f"To: {_to(to)}",
         f"Subject: {_header('Subject', render(content.subject, fields))}",
         f"Date: {formatdate(send.due_at.timestamp(), usegmt=True)}",
         # Stable: a resend after a crash carries the same id, so receivers can drop the copy.
         f"Message-ID: <{send.send_id}@{domain}>",
         f"List-Unsubscribe: <{link}>, <{mailto}>",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-        "MIME-Version: 1.0",
     ]
-    text = render(content.text, fields) if content.text else "This email has an HTML part only."
-    parts = [_part("text/plain", text)]
+    html_part = None
     if content.html:
         rendered = render(content.html, fields, html=True)
-        parts.append(_part("text/html", tracked(rendered, template_urls(content.html), public_base_url, secret, ref)))
+        html_part = tracked(rendered, template_urls(content.html), public_base_url, secret, ref)
+    return _message(headers, _text(content, fields), html_part)
+
+
+@dataclass(frozen=True)
+class RenderedTest:
+    """A test of an email step, rendered once for its recipient (as a real send of the step
+    would be, less the tracking): what each of its addresses is sent."""
+
+    test_id: UUID
+    subject: str  # "[Test] " and the rendered subject
+    text: str
+    html: str | None  # as rendered: no click redirects, no open pixel
+
+
+def render_test(test: EmailTest) -> RenderedTest:
+    """Raises what the templates raise when they cannot render for this recipient."""
+    fields = test.recipient.template_fields()
+    content = test.content
+    html_part = render(content.html, fields, html=True) if content.html else None
+    return RenderedTest(test.test_id, "[Test] " + render(content.subject, fields), _text(content, fields), html_part)
+
+
+def build_test_message(test: RenderedTest, index: int, to: Address, mail_from: str, now: datetime) -> bytes:
+    """The email of a test to its `index`-th address: no List-Unsubscribe (a test is not a
+    send of a campaign, and has no send to unsubscribe from), a Message-ID of its own per
+    address, stable across retries."""
+    domain = _domain_of(mail_from)
+    headers = [
+        f"From: {_from(mail_from)}",
+        f"To: {_to(to)}",
+        f"Subject: {_header('Subject', test.subject)}",
+        f"Date: {formatdate(now.timestamp(), usegmt=True)}",
+        f"Message-ID: <{test.test_id}.{index}@{domain}>",
+    ]
+    return _message(headers, test.text, test.html)
+
+
+def _domain_of(mail_from: str) -> str:
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
+
+
+def _from(mail_from: str) -> str:
+    name, address = parseaddr(mail_from)
+    return formataddr((_one_line(name), address), charset="utf-8")
+
+
+def _to(to: Address) -> str:
+    return to.display if to.needs_smtputf8 else to.envelope
+
+
+def _text(content: EmailContent, fields: dict) -> str:
+    return render(content.text, fields) if content.text else "This email has an HTML part only."
+
+
+def _message(headers: list[str], text: str, html_part: str | None) -> bytes:
+    """The headers, then multipart/alternative: the text, and the HTML when there is one."""
+    parts = [_part("text/plain", text)]
+    if html_part is not None:
+        parts.append(_part("text/html", html_part))
     boundary = "=_" + os.urandom(12).hex()
     body = "".join(f"--{boundary}{CRLF}{part}" for part in parts) + f"--{boundary}--{CRLF}"
-    headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    headers = [*headers, "MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
     return (CRLF.join(headers) + CRLF + CRLF + body).encode()
 
 

@@ -23,7 +23,9 @@ from mailer.domain import (
     SmtpAnswer,
     Stage,
 )
+from mailer.email_tests import EmailTestsInFlight
 from mailer.limits import SendingLimits
+from mailer.pace import SentPace
 from mailer.server import SmtpTrouble
 from mailer.settings import Settings
 from servicekit.testing import FakeOutbox, FakeUnitOfWork
@@ -153,6 +155,7 @@ class FakeSmtp:
     def __init__(self, answer: Callable[[str], SmtpAnswer] = lambda _: ACCEPTED, connections: int = 4) -> None:
         self.answer = answer
         self.transactions: list[str] = []
+        self.messages: dict[str, list[bytes]] = {}  # by recipient: every message offered, refused ones too
         self._slots = asyncio.Semaphore(connections)
 
     @asynccontextmanager
@@ -162,6 +165,7 @@ class FakeSmtp:
 
     async def send(self, message: bytes, sender: str, recipient: str, smtputf8: bool = False) -> SmtpAnswer:
         self.transactions.append(recipient)
+        self.messages.setdefault(recipient, []).append(message)
         await asyncio.sleep(0)
         return self.answer(recipient)
 
@@ -180,10 +184,13 @@ class Mailer:
         self.campaigns = CampaignStates()
         self.campaign_store = FakeCampaignStore()
         self.trouble = SmtpTrouble()
+        self.pace = SentPace()
+        self.tests_in_flight = EmailTestsInFlight()
         self.dependencies = {
             "uow": self.uow, "consent": self.consent, "consent_is_empty": self.consent.is_empty,
             "campaign_store": self.campaign_store, "campaigns": self.campaigns, "smtp": self.smtp,
             "limits": SendingLimits(0, 0, 0), "retry_policy": RetryPolicy(), "trouble": self.trouble,
+            "pace": self.pace, "tests_in_flight": self.tests_in_flight,
             "settings": Settings(tracking_secret="unit-test-secret", **settings),
         }
 

@@ -243,7 +243,7 @@ async def test_a_message_whose_answer_was_lost_stays_sending_and_counts_as_resen
     mailer.smtp.answer = lambda _: ACCEPTED
     await deliver(mailer)(batch)
     assert mailer.ledger.status_of(batch[0]) is DeliveryStatus.SENT
-    assert await mailer.bound(handlers.count_resent_after_crash, skip=0)() == {"resent_after_crash": 1}
+    assert (await mailer.bound(handlers.health_figures, skip=0)())["resent_after_crash"] == 1
 
 
 async def test_outcomes_the_database_cannot_take_yet_are_kept_and_not_sent_again(monkeypatch):

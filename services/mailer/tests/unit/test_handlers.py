@@ -12,6 +12,7 @@ from contracts.events import CampaignActivated, CampaignStatusChanged, ContactCh
 from contracts.steps import EmailContent, SendEmailStep
 from mailer import bootstrap, handlers
 from mailer.domain import CampaignState
+from mailer.pace import SentPace
 from mailer.settings import Settings
 from servicekit.wiring import check
 
@@ -86,14 +87,39 @@ async def test_keeping_states_learns_what_every_instance_stored_and_outlasts_the
     assert mailer.campaigns.state_of(campaign) is CampaignState.PAUSED, "the older state read later lost"
 
 
-async def test_health_adds_the_sends_resent_after_a_crash():
-    mailer = Mailer()
+async def test_health_adds_the_sends_resent_after_a_crash_and_the_pace_of_the_last_minute():
+    mailer, now = Mailer(), [1000.0]
+    mailer.dependencies["pace"] = SentPace(clock=lambda: now[0])
     batch = sends(3)
     await mailer.ledger.claim(batch)  # ... and the mailer dies before the record
-    health = mailer.bound(handlers.count_resent_after_crash, skip=0)
-    assert await health() == {"resent_after_crash": 0}
+    health = mailer.bound(handlers.health_figures, skip=0)
+    assert await health() == {"resent_after_crash": 0, "emails_per_second": 0.0}
+    now[0] += 30
     await mailer.bound(handlers.deliver)(batch)
-    assert await health() == {"resent_after_crash": 3}
+    assert await health() == {"resent_after_crash": 3, "emails_per_second": 0.1}, "3 sent in 30 s up"
+    now[0] += 30
+    await mailer.bound(handlers.deliver)(sends(2, without_first_name=frozenset({1}), subject="{{ first_name.title() }}"))
+    assert (await health())["emails_per_second"] == 0.07, "4 sent in the last minute (one failed)"
+    now[0] += 31
+    assert (await health())["emails_per_second"] == 0.02, "the first 3 older than a minute"
+
+
+def test_the_pace_counts_a_second_at_a_time_and_forgets_past_the_minute():
+    now = [0.0]
+    pace = SentPace(clock=lambda: now[0])
+    assert pace.per_second() == 0.0
+    pace.sent(5)
+    pace.sent(0)
+    now[0] = 0.5
+    pace.sent(5)
+    assert pace.per_second() == 10.0, "10 in the first second of the mailer's life"
+    now[0] = 10.0
+    pace.sent(40)
+    assert pace.per_second() == 5.0, "50 in 10 s"
+    now[0] = 65.0
+    assert pace.per_second() == round(40 / 60, 2), "the first second is past the minute"
+    now[0] = 200.0
+    assert pace.per_second() == 0.0
 
 
 async def test_every_handler_task_and_the_health_check_find_their_adapters_by_name():
@@ -102,7 +128,8 @@ async def test_every_handler_task_and_the_health_check_find_their_adapters_by_na
         dependencies = {"settings": settings, "pool": object(), "publisher": None, "stop": asyncio.Event(), **made}
         check(bootstrap.SERVICE, dependencies)
         assert dependencies[bootstrap.SERVICE.groups[1].from_start_if] == made["consent"].is_empty
-    assert [group.name for group in bootstrap.SERVICE.groups] == ["mailer", "mailer-consent", "mailer-campaigns"]
+    assert [group.name for group in bootstrap.SERVICE.groups] == ["mailer", "mailer-consent", "mailer-campaigns",
+                                                                    "mailer-tests"]
 
 
 def test_the_public_default_tracking_secret_is_refused_outside_development(monkeypatch):

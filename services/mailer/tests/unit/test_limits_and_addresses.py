@@ -3,14 +3,9 @@ import asyncio
 import pytest
 
 from mailer.addresses import BadAddress, parse_address
-from mailer.limits import SendingLimits, TokenBucket
+from mailer.limits import SendingLimits, rate_limiter
 
-
-def test_a_bucket_lets_a_burst_through_then_paces_at_its_rate():
-    bucket = TokenBucket(rate=10, burst=2, now=0.0)
-    assert [bucket.take(0.0), bucket.take(0.0)] == [0.0, 0.0]
-    assert bucket.take(0.0) == pytest.approx(0.1)
-    assert bucket.take(1.0) == 0.0  # a second later, tokens came back
+from . import clock
 
 
 async def test_a_domain_never_has_more_transactions_at_once_than_allowed():
@@ -31,33 +26,55 @@ async def test_a_domain_never_has_more_transactions_at_once_than_allowed():
     assert most == {"example.com": 2, "other.test": 2}
 
 
-async def test_the_global_rate_paces_sending():
-    now, waits = [0.0], []
+def entered(limits: SendingLimits, domains: list[str], together: bool = False) -> list[float]:
+    """When (loop time, from 0) each slot was entered, on a loop whose clock jumps instead
+    of waiting: one after another, each holding its slot a millisecond, or all at once."""
+    async def main() -> list[float]:
+        loop, times = asyncio.get_running_loop(), []
 
-    async def sleep(seconds: float) -> None:  # the clock moves on by the wait, and nobody waits
-        waits.append(seconds)
-        now[0] += seconds
+        async def send(domain: str) -> None:
+            async with limits.slot(domain):
+                times.append(loop.time())
+                await asyncio.sleep(0.001)
 
-    limits = SendingLimits(global_rate=100, domain_rate=0, domain_concurrency=0, clock=lambda: now[0], sleep=sleep)
-    for _ in range(20):
-        async with limits.slot("example.com"):
-            now[0] += 0.001
-    assert len(waits) == 10, "a burst of a tenth of a second's worth (10), then paced"
-    assert now[0] >= 0.1  # the 10 after the burst at 100/s
+        if together:
+            await asyncio.gather(*(send(domain) for domain in domains))
+        else:
+            for domain in domains:
+                await send(domain)
+        return times
+
+    return clock.run(main())
 
 
-async def test_a_domain_is_paced_at_its_own_rate_whatever_its_case():
-    now, waits = [0.0], []
+def test_the_global_rate_lets_a_tenth_of_a_second_through_then_paces_sending():
+    times = entered(SendingLimits(global_rate=100, domain_rate=0, domain_concurrency=0), ["example.com"] * 20)
+    assert times[9] < 0.011, "a burst of a tenth of a second's worth (10) at once"
+    gaps = [later - earlier for earlier, later in zip(times[10:], times[11:], strict=False)]
+    assert all(gap == pytest.approx(0.01, abs=1e-6) for gap in gaps), gaps
+    assert times[-1] == pytest.approx(0.1 + 0.001, abs=0.002)  # the 10 after the burst at 100/s
 
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        now[0] += seconds
 
-    limits = SendingLimits(global_rate=0, domain_rate=10, domain_concurrency=0, clock=lambda: now[0], sleep=sleep)
-    for domain in ("example.com", "EXAMPLE.com", "other.test"):
-        async with limits.slot(domain):
-            pass
-    assert waits == [pytest.approx(0.1)], "the second to example.com waits, other.test has its own"
+def test_senders_waiting_together_are_paced_as_one_after_another():
+    times = entered(SendingLimits(global_rate=100, domain_rate=0, domain_concurrency=0), ["example.com"] * 30,
+                    together=True)
+    assert sorted(times)[-1] == pytest.approx(0.2, abs=0.002), "30 at 100/s with 10 at once: 0.2 s"
+    assert sum(1 for at in times if at < 0.05) == 10 + 4
+
+
+def test_a_domain_is_paced_at_its_own_rate_whatever_its_case():
+    times = entered(SendingLimits(global_rate=0, domain_rate=10, domain_concurrency=0),
+                    ["example.com", "EXAMPLE.com", "other.test"])
+    assert times[1] - times[0] == pytest.approx(0.1, abs=1e-6), "the second to example.com waits a tenth"
+    assert times[2] - times[1] == pytest.approx(0.001, abs=1e-6), "other.test has its own"
+
+
+def test_a_rate_below_ten_a_second_still_lets_one_through_at_once():
+    limiter = rate_limiter(2)
+    assert (limiter.max_rate, limiter.time_period) == (1.0, 0.5)
+    assert rate_limiter(0) is None
+    times = entered(SendingLimits(global_rate=2, domain_rate=0, domain_concurrency=0), ["a.example"] * 3)
+    assert times == [0.0, pytest.approx(0.5, abs=1e-6), pytest.approx(1.0, abs=1e-6)]
 
 
 def test_a_unicode_domain_travels_in_idna():
