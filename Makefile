@@ -71,7 +71,7 @@ chaos: deps  # the test instance, as for make test, and the fault scenarios at f
 	@FAULT_SCALE=full .venv/bin/python -m pytest -q tests/chaos tests/e2e/test_sizes.py
 
 unit: deps
-	@.venv/bin/python -m pytest -q -m "not e2e and not integration" libs services
+	@.venv/bin/python -m pytest -q -p no:schemathesis -p no:anyio -m "not e2e and not integration" libs services
 
 test-down:
 	@INSTANCE=test deploy/kafka.sh stop

@@ -31,7 +31,7 @@ def exists(wall: datetime, zone: ZoneInfo) -> bool:
     return wall.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(zones, dates, times, st.integers(1, 60))
 def test_a_day_wait_keeps_the_local_time_whenever_it_exists(zone_name, start, at, days):
     zone = ZoneInfo(zone_name)
@@ -46,7 +46,7 @@ def test_a_day_wait_keeps_the_local_time_whenever_it_exists(zone_name, start, at
         assert target < second_wall <= target + timedelta(hours=2)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(zones, dates, times, flows, st.datetimes(min_value=datetime(2019, 1, 1), max_value=datetime(2036, 1, 1)))
 def test_sends_follow_the_flow_in_order_and_never_before_activation(zone_name, start, at, steps, activated):
     activated = activated.replace(tzinfo=UTC)
@@ -56,7 +56,7 @@ def test_sends_follow_the_flow_in_order_and_never_before_activation(zone_name, s
     assert all(a.due_at <= b.due_at for a, b in zip(planned, planned[1:], strict=False))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(zones, dates, times, st.integers(0, 48), st.integers(0, 59), st.integers(1, 59))
 def test_hours_minutes_and_seconds_are_exactly_that_much_later(zone_name, start, at, hours, minutes, seconds):
     wait = WaitStep(type="WAIT", config=WaitConfig(hours=hours, minutes=minutes, seconds=seconds))
@@ -64,7 +64,7 @@ def test_hours_minutes_and_seconds_are_exactly_that_much_later(zone_name, start,
     assert second.due_at - first.due_at == timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(zones, dates, times)
 def test_step_one_is_at_the_requested_local_time_when_it_exists(zone_name, start, at):
     zone = ZoneInfo(zone_name)
