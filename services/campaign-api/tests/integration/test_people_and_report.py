@@ -17,6 +17,7 @@ from campaign_api.adapters.postgres import (
     SessionRepository,
 )
 from campaign_api.domain import Credentials, SignInRefused, session_key
+from campaign_api.throttle import SignInThrottle
 from contracts.enums import DeliveryStatus
 from contracts.events import EmailStatus
 from contracts.links import SendRef
@@ -34,15 +35,16 @@ async def test_an_account_made_by_the_command_signs_in_with_argon2(database_url,
     assert await add_account(database_url, "other@example.com", PASSWORD, only_if_none=True) is None
     pool = await service_pool("campaign_api", "campaign_api")
     uow, accounts, passwords = UnitOfWork(pool, CampaignTransaction), AccountRepository(pool), Passwords()
-    session, token = await handlers.sign_in(Credentials(email="admin@example.com", password=PASSWORD), 1, uow,
-                                            accounts, passwords)
+    session, token = await handlers.sign_in(Credentials(email="admin@example.com", password=PASSWORD), "127.0.0.1",
+                                            1, uow, accounts, passwords, SignInThrottle())
     assert session.email == "Admin@example.com", "the domain is kept in lower case"
     sessions = SessionRepository(pool)
     assert await handlers.session_of(token, sessions) == session
     stored = await pool.fetchval("SELECT token_hash FROM sessions")
     assert stored == session_key(token) and token.encode() not in stored
     with pytest.raises(SignInRefused):
-        await handlers.sign_in(Credentials(email="admin@example.com", password="wrong"), 1, uow, accounts, passwords)
+        await handlers.sign_in(Credentials(email="admin@example.com", password="wrong"), "127.0.0.1", 1, uow, accounts,
+                               passwords, SignInThrottle())
     await pool.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
     assert await handlers.session_of(token, sessions) is None
     await handlers.sign_out(token, uow)
