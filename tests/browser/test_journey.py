@@ -1,11 +1,13 @@
 """The journey of issue 14, in the browser, against the real stack: sign in, import a CSV with
-one bad row, build a nested segment and watch its count change, write a two-email flow with a
+one bad row, search the contacts by part of a name and by the start of an email, build a nested segment and watch its count change, write a two-email flow with a
 wait, preview it and send a test, create and activate a campaign, pause and resume it, and
-read its report, its recipients and their CSV once it completes, all through the gateway,
+read its report, its recipients and their CSV once it completes, and a recipient's profile with
+what the campaign sent them and the email they opened, all through the gateway,
 which serves the app; the test email is awaited at the SMTP server.
 The tests run in order and share what they made (`journey`)."""
 
 import asyncio
+import html
 import re
 import uuid
 from datetime import UTC, datetime
@@ -71,15 +73,32 @@ async def test_import_of_a_csv_reports_its_bad_row(page, journey):
     await expect(report.locator("tbody tr td").nth(1)).to_contain_text("email")
     await check_screen(page, "contacts-import-report")
 
-    await page.goto(f"/#/contacts?q={tag}")
+    await page.goto("/#/contacts")
+    rows = page.locator("table.data tbody tr")
+    await expect(rows).to_have_count(3)
+    search = page.get_by_role("searchbox", name="Search by email or name")
+    await search.fill("arch")  # the start of Ann Archer's last name, in lower case: the API searches
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page).to_have_url(re.compile(r"#/contacts\?q=arch$"))
+    await expect(rows).to_have_count(1)
     await expect(page.get_by_role("link", name=ann)).to_be_visible()
-    await expect(page.locator("table.data tbody tr")).to_have_count(3)
+    await expect(page.get_by_role("note")).to_have_count(0)  # no "the API does not search yet"
     await check_screen(page, "contacts")
+    await search.fill(f"BOB.{tag}")  # the start of an email, in any case
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page.get_by_role("link", name=bob)).to_be_visible()
+    await expect(rows).to_have_count(1)
+    await search.fill(f"nobody.{tag}")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page.locator(".state.empty")).to_contain_text(f"starts with “nobody.{tag}”")
+    await check_screen(page, "contacts-search-empty")
+    await search.fill("Ann Arch")  # first and last name
+    await page.get_by_role("button", name="Search", exact=True).click()
     await page.get_by_role("link", name=ann).click()
     await expect(page.get_by_role("heading", name=ann)).to_be_visible()
     await expect(page.get_by_test_id("consent")).to_contain_text("Opted in")
-    await expect(page.locator(".state.loading")).to_have_count(0)
-    await check_screen(page, "contact-profile")
+    await expect(page.get_by_test_id("engagement")).to_contain_text("No campaign has sent this contact an email yet.")
+    await expect(page.get_by_test_id("engagement-sent")).to_have_text("0")
 
 
 async def test_a_nested_segment_counts_live_and_shows_a_422_on_its_node(page, journey):
@@ -248,6 +267,31 @@ async def test_the_report_lists_recipients_downloadable_as_csv(page, journey):
     assert lines[0].startswith("send_id,contact_id,email,step_index,status"), lines[0]
     assert len(lines) == 5 and sum(ann in line for line in lines) == 2, lines
     await check_screen(page, "campaign-recipients")
+
+
+async def test_a_recipients_profile_shows_what_the_campaign_sent_and_the_email_they_opened(page, journey, stack):
+    _, _, smtp, _ = stack
+    ann = journey["emails"][0]
+    [second] = [r for r in smtp.handler.received if ann in r.envelope_to and r.subject == "Still there, Ann?"]
+    body = second.message.get_body(("html",)).get_content()
+    pixel = html.unescape(re.search(r'<img src="([^"]+)"', body).group(1))
+    person = {"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Mail"}
+    opened = await page.context.request.get(pixel, headers=person)  # Ann's mail client shows the email
+    assert opened.status == 200, await opened.text()
+
+    await page.goto("/#/contacts?q=" + ann.split("@")[0])
+    await page.get_by_role("link", name=ann).click()
+    await expect(page.get_by_role("heading", name=ann)).to_be_visible()
+    await expect(page.get_by_test_id("engagement-sent")).to_have_text("2")  # the flow's two emails
+    await expect(page.get_by_test_id("engagement-failed")).to_have_text("0")
+    await expect(page.get_by_test_id("engagement-opens")).to_have_text("1")
+    recent = page.get_by_test_id("engagement-recent").locator("tbody tr")
+    await expect(recent).to_have_count(1)
+    await expect(recent.first).to_contain_text("Opened")
+    await expect(recent.first.get_by_role("link", name="its report, step 3")).to_have_attribute(  # wait is step 2
+        "href", f"#/campaigns/{journey['campaign_id']}")
+    await expect(page.locator(".state.loading")).to_have_count(0)
+    await check_screen(page, "contact-profile")
 
 
 async def test_a_refused_transition_is_explained_in_words(page, stack, journey):

@@ -14,6 +14,7 @@ GATEWAY_PATHS = {
     "/api/segments/{id}", "/api/segments/{id}/preview", "/api/flows", "/api/flows/{id}",
     "/api/send-time-suggestion", "/api/session", "/api/status", "/api/campaigns/{id}/recipients",
     "/api/campaigns/{id}/activity", "/api/flows/{id}/steps/{index}/render", "/api/flows/{id}/steps/{index}/test-send",
+    "/api/contacts/{id}/engagement",
 }
 
 

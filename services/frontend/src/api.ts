@@ -131,6 +131,25 @@ export interface Contact {
   updated_at: string;
 }
 
+export interface EngagementEvent {
+  kind: "open" | "click" | "unsubscribe";
+  campaign_id: string;
+  step_index: number;
+  url: string | null;
+  at: string;
+}
+
+export interface ContactEngagement {
+  contact_id: string;
+  sent: number;
+  failed: number;
+  opens: number;
+  clicks: number;
+  unsubscribes: number;
+  last_engaged_at: string | null;
+  recent: EngagementEvent[];
+}
+
 export interface ImportReport {
   inserted: number;
   updated: number;

@@ -364,6 +364,31 @@ class Activity(BaseModel):
     buckets: list[ActivityBucket]
 
 
+RECENT_ENGAGEMENTS = 20
+
+
+class EngagementEvent(BaseModel):
+    kind: Literal["open", "click", "unsubscribe"]
+    campaign_id: UUID
+    step_index: int
+    url: str | None = Field(description="the link clicked; null for an open or an unsubscribe")
+    at: datetime
+
+
+class ContactEngagement(BaseModel):
+    """What campaigns sent a contact and what the contact did with it: each send's latest
+    outcome, each send's first open, click and unsubscribe (machine opens left out)."""
+
+    contact_id: UUID
+    sent: int
+    failed: int
+    opens: int
+    clicks: int
+    unsubscribes: int
+    last_engaged_at: datetime | None
+    recent: list[EngagementEvent] = Field(description=f"the last {RECENT_ENGAGEMENTS}, newest first")
+
+
 def merge_activity(sends: list[dict], engagements: list[dict]) -> list[ActivityBucket]:
     """Sends per bucket (by outcome) and engagements per bucket (by kind), one row a bucket,
     in time order; machine opens are not opens."""

@@ -16,6 +16,7 @@ from campaign_api.adapters.postgres import (
     AccountRepository,
     CampaignRepository,
     CampaignTransaction,
+    ContactHistory,
     Recipients,
     RunRepository,
     SessionRepository,
@@ -24,6 +25,7 @@ from campaign_api.adapters.postgres import (
 from campaign_api.adapters.upstream import Upstreams
 from campaign_api.domain import (
     ENGAGEMENT_COUNTERS,
+    RECENT_ENGAGEMENTS,
     Account,
     Activity,
     Campaign,
@@ -32,6 +34,7 @@ from campaign_api.domain import (
     CampaignPatch,
     CampaignStats,
     ChangedDuringActivation,
+    ContactEngagement,
     ContactNotFound,
     Credentials,
     FlowNotFound,
@@ -343,6 +346,14 @@ async def campaign_activity(campaign_id: UUID, bucket: str, campaigns: CampaignR
     sends = await recipients.sends_per_bucket(campaign_id, bucket)
     engagements = await recipients.engagements_per_bucket(campaign_id, bucket)
     return Activity(campaign_id=campaign_id, bucket=bucket, buckets=merge_activity(sends, engagements))
+
+
+async def report_engagement(contact_id: UUID, contact_history: ContactHistory) -> ContactEngagement:
+    """A contact's sends and engagement, as campaign-api recorded them: it does not own
+    contacts, so an id it never sent to has zeros."""
+    counts = await contact_history.counts(contact_id)
+    recent = await contact_history.recent(contact_id, RECENT_ENGAGEMENTS)
+    return ContactEngagement(contact_id=contact_id, **counts, recent=recent)
 
 
 async def report_status(own: dict, upstreams: Upstreams) -> SystemStatus:

@@ -15,6 +15,7 @@ from campaign_api.adapters.passwords import Passwords
 from campaign_api.adapters.postgres import (
     AccountRepository,
     CampaignRepository,
+    ContactHistory,
     Recipients,
     RunRepository,
     SessionRepository,
@@ -31,6 +32,7 @@ from campaign_api.domain import (
     CampaignPatch,
     CampaignStats,
     ChangedDuringActivation,
+    ContactEngagement,
     ContactNotFound,
     Credentials,
     FlowNotFound,
@@ -220,6 +222,14 @@ async def system_status(request: web.Request, settings: Settings, accounts: Acco
                         upstreams: Upstreams) -> web.Response:
     own = {**HEALTH.report(), **await gateway.health(settings, accounts)}
     return json_response(await handlers.report_status(own, upstreams))
+
+
+@routes.get("/api/contacts/{id}/engagement", "What campaigns sent a contact, and its opens, clicks and unsubscribes"
+            " (zeros for an id never sent to)", response=ContactEngagement, errors=(404,))
+async def contact_engagement(request: web.Request, contact_history: ContactHistory) -> web.Response:
+    # Served here, before the proxy of /api/contacts/* (gateway.declare): campaign-api owns
+    # the sends and engagements, segment-svc the contacts.
+    return json_response(await handlers.report_engagement(uuid_param(request), contact_history))
 
 
 STEP = "/api/flows/{id}/steps/{index}"

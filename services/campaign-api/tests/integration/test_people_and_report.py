@@ -88,3 +88,24 @@ async def test_recipients_and_activity_come_from_the_outcomes_and_engagements(ap
     assert sum(b.opens for b in activity.buckets) == 1
     now = datetime.now(UTC)
     assert all(now - timedelta(minutes=5) < b.at <= now for b in activity.buckets)
+
+
+async def test_a_contacts_engagement_is_read_from_its_outcomes_and_engagements(service_pool):
+    from campaign_api.adapters.postgres import ContactHistory
+
+    pool = await service_pool("campaign_api", "campaign_api")
+    ann, campaign_id, run_id = uuid4(), uuid4(), uuid4()
+    at = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    for status in ("sent", "sent", "failed", "deferred"):
+        await pool.execute("INSERT INTO send_outcomes (send_id, run_id, campaign_id, step_index, status, attempt,"
+                           " contact_id) VALUES ($1, $2, $3, 0, $4, 1, $5)", uuid4(), run_id, campaign_id, status, ann)
+    for minute, kind, url in ((0, "open", None), (1, "click", "https://shop.example/"), (2, "machine_open", None)):
+        await pool.execute("INSERT INTO engagements (send_id, kind, campaign_id, step_index, contact_id, url, at)"
+                           " VALUES ($1, $2, $3, 0, $4, $5, $6)", uuid4(), kind, campaign_id, ann, url,
+                           at + timedelta(minutes=minute))
+    report = await handlers.report_engagement(ann, ContactHistory(pool))
+    assert (report.sent, report.failed, report.opens, report.clicks, report.unsubscribes) == (2, 1, 1, 1, 0)
+    assert report.last_engaged_at == at + timedelta(minutes=1), "a machine's open is not the person's"
+    assert [(e.kind, e.url) for e in report.recent] == [("click", "https://shop.example/"), ("open", None)]
+    nobody = await handlers.report_engagement(uuid4(), ContactHistory(pool))
+    assert (nobody.sent, nobody.opens, nobody.recent, nobody.last_engaged_at) == (0, 0, [], None)

@@ -261,6 +261,28 @@ class FakeRecipients:
         return [{"at": at, what: name, "n": n} for (at, name), n in sorted(counts.items())]
 
 
+class FakeContactHistory:
+    """A contact's rows of send_outcomes and engagements (FakeRecipients'), counted as the
+    statements count them."""
+
+    def __init__(self, recipients: FakeRecipients) -> None:
+        self._r = recipients
+
+    async def counts(self, contact_id: UUID) -> dict:
+        sends = [r["status"] for r in self._r.outcomes if r.get("contact_id") == contact_id]
+        mine = [r for r in self._r.engagements if r.get("contact_id") == contact_id]
+        kinds = [r["kind"] for r in mine]
+        person = [r["at"] for r in mine if r["kind"] != "machine_open"]
+        return {"sent": sends.count("sent"), "failed": sends.count("failed"), "opens": kinds.count("open"),
+                "clicks": kinds.count("click"), "unsubscribes": kinds.count("unsubscribe"),
+                "last_engaged_at": max(person, default=None)}
+
+    async def recent(self, contact_id: UUID, limit: int) -> list[dict]:
+        mine = [r for r in self._r.engagements if r.get("contact_id") == contact_id and r["kind"] != "machine_open"]
+        return [{k: r[k] for k in ("kind", "campaign_id", "step_index", "url", "at")}
+                for r in sorted(mine, key=lambda r: r["at"], reverse=True)[:limit]]
+
+
 class FakeTransaction:
     def __init__(self, clock: Clock) -> None:
         self.accounts = FakeAccounts()
@@ -341,6 +363,7 @@ class World:
         self.seconds = 0.0  # the sign-in throttle's clock
         self.throttle = SignInThrottle(attempts=3, window=60.0, clock=lambda: self.seconds)
         self.recipients = FakeRecipients()
+        self.contact_history = FakeContactHistory(self.recipients)
 
     @property
     def emitted(self):

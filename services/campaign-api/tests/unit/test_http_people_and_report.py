@@ -27,7 +27,8 @@ async def client():
     dependencies = {"settings": Settings(api_keys="k", tracking_secret="a-secret-of-our-own"), "uow": world.uow,
                     "accounts": world.accounts, "sessions": world.sessions, "passwords": world.passwords,
                     "throttle": world.throttle,
-                    "campaigns": world.campaigns, "recipients": world.recipients, "upstreams": world.upstreams}
+                    "campaigns": world.campaigns, "recipients": world.recipients, "upstreams": world.upstreams,
+                    "contact_history": world.contact_history}
     app = web.Application(middlewares=[problem_middleware(ERRORS)])
     app.add_routes(routes.route_defs(lambda request: dependencies | dict.fromkeys(routes.needs() - set(dependencies))))
     async with TestClient(TestServer(app)) as test_client:
@@ -87,3 +88,16 @@ async def test_too_many_failed_sign_ins_answer_429_with_retry_after(client):
     answer = await client.post("/api/session", json={"email": "ann@example.com", "password": PASSWORD})
     assert answer.status == 429 and answer.headers["Retry-After"] == "60"
     assert (await answer.json())["title"] == "Too many sign-in attempts"
+
+
+async def test_a_contacts_engagement_is_served_here_not_proxied_and_a_bad_id_is_a_404(client):
+    contact_id = uuid4()
+    client.world.recipients.outcomes.append({
+        "send_id": uuid4(), "campaign_id": uuid4(), "contact_id": contact_id, "step_index": 0, "status": "sent",
+        "attempt": 1, "smtp_code": 250, "smtp_message": None, "updated_at": datetime.now(UTC)})
+    headers = {"Authorization": "Bearer k"}
+    answer = await client.get(f"/api/contacts/{contact_id}/engagement", headers=headers)
+    assert answer.status == 200, await answer.text()
+    assert (await answer.json())["sent"] == 1
+    answer = await client.get("/api/contacts/not-an-id/engagement", headers=headers)
+    assert (answer.status, answer.content_type) == (404, "application/problem+json")

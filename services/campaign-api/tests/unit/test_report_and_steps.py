@@ -145,3 +145,32 @@ def test_a_test_goes_to_one_to_ten_valid_addresses():
     for to in ([], ["a@example.com"] * 11, ["not-an-address"]):
         with pytest.raises(ValidationError, match="to"):
             TestSendRequest(to=to)
+
+
+async def test_a_contacts_engagement_counts_its_sends_and_lists_its_last_twenty_engagements(world):
+    campaign = await a_campaign(world)
+    ann, bob = uuid4(), uuid4()
+    sends(world, campaign, (ann, "sent", T0), (ann, "sent", T0), (ann, "failed", T0), (bob, "sent", T0),
+          (ann, "deferred", T0))
+    for minute in range(25):
+        world.recipients.engagements.append({"send_id": uuid4(), "campaign_id": campaign.id, "step_index": 0,
+                                             "contact_id": ann, "kind": "click" if minute % 5 == 0 else "open",
+                                             "url": "https://shop.example/" if minute % 5 == 0 else None,
+                                             "at": T0 + timedelta(minutes=minute)})
+    world.recipients.engagements.append({"send_id": uuid4(), "campaign_id": campaign.id, "step_index": 0,
+                                         "contact_id": ann, "kind": "machine_open", "url": None,
+                                         "at": T0 + timedelta(hours=1)})
+    world.recipients.engagements.append({"send_id": uuid4(), "campaign_id": campaign.id, "step_index": 1,
+                                         "contact_id": ann, "kind": "unsubscribe", "url": None,
+                                         "at": T0 + timedelta(minutes=30)})
+
+    report = await handlers.report_engagement(ann, world.contact_history)
+    assert (report.sent, report.failed, report.opens, report.clicks, report.unsubscribes) == (2, 1, 20, 5, 1)
+    assert report.last_engaged_at == T0 + timedelta(minutes=30), "a machine's open is not the person's"
+    assert len(report.recent) == 20 and report.recent[0].kind == "unsubscribe"
+    assert [e.at for e in report.recent] == sorted((e.at for e in report.recent), reverse=True)
+    assert report.recent[1].at == T0 + timedelta(minutes=24) and report.recent[5].url == "https://shop.example/"
+
+    nobody = await handlers.report_engagement(uuid4(), world.contact_history)
+    assert (nobody.sent, nobody.failed, nobody.opens, nobody.clicks, nobody.unsubscribes, nobody.recent,
+            nobody.last_engaged_at) == (0, 0, 0, 0, 0, [], None), "an id never sent to: zeros"

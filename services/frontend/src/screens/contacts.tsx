@@ -1,5 +1,5 @@
-import { useState } from "preact/hooks";
-import { api, ApiError, upload, type Contact, type ImportReport, type Page as PageOf } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { api, ApiError, upload, type Contact, type ContactEngagement, type ImportReport, type Page as PageOf } from "../api";
 import { href, navigate } from "../router";
 import { Empty, ErrorMessage, NotAvailable, number, Page, Show, useResource, when } from "../ui";
 
@@ -9,17 +9,14 @@ function fullName(contact: Pick<Contact, "first_name" | "last_name">): string {
   return [contact.first_name, contact.last_name].filter(Boolean).join(" ");
 }
 
-function matches(contact: Contact, q: string): boolean {
-  const text = q.toLowerCase();
-  return contact.email.includes(text) || fullName(contact).toLowerCase().includes(text);
-}
-
-/** `#/contacts?q=&cursor=`: the cursor is the API's; the way back is kept in `back` (cursors, comma-separated). */
+/** `#/contacts?q=&cursor=`: the API searches (the start of an email, a name or "first last", any case) and
+ * pages; the cursor is the API's; the way back is kept in `back` (cursors, comma-separated). */
 export function ContactList({ query }: { query: URLSearchParams }) {
   const q = query.get("q") ?? "";
   const cursor = query.get("cursor");
   const back = query.get("back")?.split(",").filter(Boolean) ?? [];
   const [draft, setDraft] = useState(q);
+  useEffect(() => setDraft(q), [q]); // "Clear", the way back: the box shows what is searched
   const page = useResource(
     (signal) => api.get<PageOf<Contact>>("/contacts", { q, cursor, limit: PAGE_SIZE }, signal),
     [q, cursor],
@@ -42,7 +39,7 @@ export function ContactList({ query }: { query: URLSearchParams }) {
       <form role="search" class="toolbar" onSubmit={search}>
         <label>
           Search by email or name
-          <input type="search" name="q" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} placeholder="ann@example.com or Ann" />
+          <input type="search" name="q" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} placeholder="ann@, Ann or Ann Archer" />
         </label>
         <button type="submit">Search</button>
         {q && (
@@ -53,21 +50,18 @@ export function ContactList({ query }: { query: URLSearchParams }) {
       </form>
       <Show value={page.value} what="contacts" retry={page.reload}>
         {(data) => {
-          // The API may not search yet: then it answers with every contact, and this page is filtered here.
-          const searched = !q || data.items.every((contact) => matches(contact, q));
-          const items = q ? data.items.filter((contact) => matches(contact, q)) : data.items;
+          const items = data.items;
           return (
             <>
-              {!searched && (
-                <p class="hint" role="note">
-                  The API does not search yet (<code>GET /api/contacts?q=</code>): these are the matches within this
-                  page of {data.items.length} contacts.
+              {q && items.length > 0 && (
+                <p class="hint" role="status" data-testid="search-summary">
+                  Contacts whose email, first name, last name or full name starts with “{q}” (any case).
                 </p>
               )}
               {items.length === 0 ? (
                 <Empty>
                   {q ? (
-                    <p>No contact matches “{q}”{searched ? "" : " on this page"}.</p>
+                    <p>No contact's email or name starts with “{q}”.</p>
                   ) : (
                     <p>
                       No contacts yet. <a href={href("/contacts/import")}>Import a CSV or NDJSON file</a>.
@@ -128,7 +122,7 @@ export function ContactList({ query }: { query: URLSearchParams }) {
 export function ContactProfile({ id }: { id: string }) {
   const contact = useResource((signal) => api.get<Contact>(`/contacts/${id}`, undefined, signal), [id]);
   const engagement = useResource(
-    (signal) => api.get<Record<string, unknown>>(`/contacts/${id}/engagement`, undefined, signal),
+    (signal) => api.get<ContactEngagement>(`/contacts/${id}/engagement`, undefined, signal),
     [id],
   );
   const [saving, setSaving] = useState(false);
@@ -192,23 +186,72 @@ export function ContactProfile({ id }: { id: string }) {
               </button>
               {error && <ErrorMessage error={error} />}
               <h2>Engagement</h2>
-              <Show value={engagement.value} what="engagement" endpoint={`GET /api/contacts/{id}/engagement`}>
-                {(data) => (
-                  <dl class="facts">
-                    {Object.entries(data).map(([key, value]) => (
-                      <>
-                        <dt key={`k${key}`}>{key.replace(/_/g, " ")}</dt>
-                        <dd key={`v${key}`}>{typeof value === "number" ? number(value) : String(value)}</dd>
-                      </>
-                    ))}
-                  </dl>
-                )}
+              <Show value={engagement.value} what="engagement" endpoint="GET /api/contacts/{id}/engagement" retry={engagement.reload}>
+                {(data) => <EngagementPanel data={data} />}
               </Show>
             </section>
           </div>
         )}
       </Show>
     </Page>
+  );
+}
+
+const ENGAGEMENT_KINDS: Record<string, string> = { open: "Opened", click: "Clicked", unsubscribe: "Unsubscribed" };
+
+function EngagementPanel({ data }: { data: ContactEngagement }) {
+  return (
+    <div data-testid="engagement">
+      <dl class="facts">
+        <dt>Sent</dt>
+        <dd data-testid="engagement-sent">{number(data.sent)}</dd>
+        <dt>Failed</dt>
+        <dd data-testid="engagement-failed">{number(data.failed)}</dd>
+        <dt>Opens</dt>
+        <dd data-testid="engagement-opens">{number(data.opens)}</dd>
+        <dt>Clicks</dt>
+        <dd data-testid="engagement-clicks">{number(data.clicks)}</dd>
+        <dt>Unsubscribes</dt>
+        <dd data-testid="engagement-unsubscribes">{number(data.unsubscribes)}</dd>
+        <dt>Last engaged</dt>
+        <dd>{data.last_engaged_at ? when(data.last_engaged_at) : "never"}</dd>
+      </dl>
+      {data.recent.length === 0 ? (
+        <Empty>
+          <p>{data.sent === 0 ? "No campaign has sent this contact an email yet." : "No opens or clicks yet."}</p>
+        </Empty>
+      ) : (
+        <table class="data" data-testid="engagement-recent">
+          <caption>Recent engagement</caption>
+          <thead>
+            <tr>
+              <th scope="col">What</th>
+              <th scope="col">Campaign</th>
+              <th scope="col">When</th>
+            </tr>
+          </thead>
+          <tbody>
+            {data.recent.map((event) => (
+              <tr key={`${event.kind}-${event.campaign_id}-${event.step_index}-${event.at}`}>
+                <td>
+                  {ENGAGEMENT_KINDS[event.kind] ?? event.kind}
+                  {event.url && (
+                    <>
+                      {" "}
+                      <code>{event.url}</code>
+                    </>
+                  )}
+                </td>
+                <td>
+                  <a href={href(`/campaigns/${event.campaign_id}`)}>its report, step {event.step_index + 1}</a>
+                </td>
+                <td>{when(event.at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
   );
 }
 

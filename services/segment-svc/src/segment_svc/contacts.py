@@ -199,6 +199,19 @@ def patched(before: Contact, patch: ContactPatch) -> dict[str, Any]:
     return merged
 
 
+SEARCH_LENGTH = 320  # the longest email
+
+
+def search_problem(q: str) -> str | None:
+    """Why `q` cannot be searched for (`GET /api/contacts?q=`), or None: it has 1 to
+    SEARCH_LENGTH characters, none of them NUL (which no text column holds)."""
+    if not 1 <= len(q) <= SEARCH_LENGTH:
+        return f"must have 1 to {SEARCH_LENGTH} characters"
+    if "\x00" in q:
+        return "NUL characters are not allowed"
+    return None
+
+
 def matters_to_the_mailer(before: Contact, after: Contact) -> bool:
     """Consent and address are what the mailer keeps; other changes are not published."""
     return (before.email, before.marketing_opt_in) != (after.email, after.marketing_opt_in)

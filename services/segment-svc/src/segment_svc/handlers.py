@@ -220,9 +220,17 @@ async def delete_contact(contact_id: UUID, uow: UnitOfWork[SegmentTransaction]) 
         await tx.emit(ContactChanged(contact_id=contact_id, deleted=True))
 
 
+async def list_contacts(q: str | None, after: tuple | None, limit: int, contacts: ContactRepository) -> list[Contact]:
+    """A page of contacts in id order; with `q`, only those whose email, first name, last
+    name or "first last" starts with it, whatever its case, paged by the same cursor."""
+    if q is None:
+        return await contacts.page(after, limit)
+    return await contacts.search(q, after, limit)
+
+
 class Audience:
-    """The contacts as `/api/contacts` serves them (servicekit.routes.resource): writes are
-    the use cases above, reads the repository's."""
+    """The contacts as `/api/contacts` serves them (http.py): writes are the use cases
+    above, reads the repository's; the list is `list_contacts`."""
 
     def __init__(self, contacts: ContactRepository, uow: UnitOfWork[SegmentTransaction]) -> None:
         self._contacts, self._uow = contacts, uow
@@ -238,9 +246,6 @@ class Audience:
 
     async def get(self, contact_id: UUID) -> Contact:
         return await self._contacts.get(contact_id)
-
-    async def page(self, after: tuple | None, limit: int) -> list[Contact]:
-        return await self._contacts.page(after, limit)
 
 
 async def preview_segment(segment_id: UUID, segments: SegmentRepository) -> Preview:

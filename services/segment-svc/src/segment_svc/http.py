@@ -6,23 +6,75 @@ from pydantic import ValidationError
 
 from segment_svc import handlers
 from segment_svc.contacts import (
+    SEARCH_LENGTH,
     Contact,
     ContactDraft,
     ContactNotFound,
     ContactPatch,
     ContactTooLarge,
     EmailTaken,
+    search_problem,
 )
 from segment_svc.imports import BadHeader, ImportReport, ReportJson
 from segment_svc.segments import Preview, Segment, SegmentDraft, SegmentNotFound
 from segment_svc.send_time import SendTimeSuggestion, SuggestionQuery
-from servicekit.http import Problem, invalid, json_response, uuid_param
+from servicekit.http import (
+    Problem,
+    invalid,
+    json_response,
+    page_request,
+    page_response,
+    read_json,
+    uuid_param,
+)
+from servicekit.openapi import PAGING, page_of
 from servicekit.routes import Routes
 
 _KINDS = {"application/x-ndjson": "ndjson", "application/jsonl": "ndjson", "text/csv": "csv"}
 
 routes = Routes("segment-svc")
-routes.resource("/api/contacts", "contact", "audience", Contact, ContactDraft, ContactPatch, "PATCH", conflicts=(409,))
+CONTACT = "/api/contacts/{id}"
+
+# Contacts are a resource (servicekit.routes.resource) whose list also searches: its five
+# routes are declared here, the list with `q`.
+
+
+@routes.post("/api/contacts", "Create a contact", body=ContactDraft, response=Contact, status=201,
+             errors=(400, 409, 413, 415, 422))
+async def create_contact(request: web.Request, audience: handlers.Audience) -> web.Response:
+    return json_response(await audience.add(await read_json(request, ContactDraft)), status=201)
+
+
+@routes.get("/api/contacts", "List contacts in the order they were created; with q, those whose email, first name,"
+            " last name or full name starts with q (any case)", response=page_of(Contact), errors=(400,),
+            query={**PAGING, "q": {"type": "string", "minLength": 1, "maxLength": SEARCH_LENGTH,
+                                   "description": "the start of an email, a first or last name, or \"first last\";"
+                                                  " any case, % and _ taken literally"}})
+async def list_contacts(request: web.Request, contacts) -> web.Response:
+    after, limit = page_request(request)
+    q = request.query.get("q")
+    if q is not None and (problem := search_problem(q)):
+        raise Problem(400, "Invalid query", f"q {problem}", errors=[{"path": "$.q", "message": problem}])
+    return page_response(await handlers.list_contacts(q, after, limit, contacts), limit)
+
+
+@routes.get(CONTACT, "Get a contact", response=Contact, errors=(404,))
+async def get_contact(request: web.Request, audience: handlers.Audience) -> web.Response:
+    return json_response(await audience.get(uuid_param(request)))
+
+
+@routes.patch(CONTACT, "Change a contact", body=ContactPatch, response=Contact, errors=(400, 404, 409, 413, 415, 422))
+async def change_contact(request: web.Request, audience: handlers.Audience) -> web.Response:
+    contact_id = uuid_param(request)
+    return json_response(await audience.update(contact_id, await read_json(request, ContactPatch)))
+
+
+@routes.delete(CONTACT, "Delete a contact", status=204, errors=(404,))
+async def delete_contact(request: web.Request, audience: handlers.Audience) -> web.Response:
+    await audience.delete(uuid_param(request))
+    return web.Response(status=204)
+
+
 routes.resource("/api/segments", "segment", "segments", Segment, SegmentDraft, SegmentDraft)
 
 

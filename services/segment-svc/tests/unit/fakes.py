@@ -88,6 +88,16 @@ class FakeContacts:
         ids = sorted(i for i in self._t.contacts if after is None or i > after[1])
         return [self._t.contacts[i] for i in ids[:limit]]
 
+    async def search(self, q: str, after: tuple | None, limit: int) -> list[Contact]:
+        """What the statement decides: email, first, last or "first last" name starting with
+        q, whatever its case (PostgreSQL's lower(); Python's here)."""
+        def found(contact: Contact) -> bool:
+            full = f"{contact.first_name} {contact.last_name}" if contact.first_name and contact.last_name else None
+            names = (contact.email, contact.first_name, contact.last_name, full)
+            return any(name is not None and name.lower().startswith(q.lower()) for name in names)
+
+        return [contact for contact in await self.page(after, len(self._t.contacts)) if found(contact)][:limit]
+
 
 class FakeTransaction(FakeOutbox):
     def __init__(self, tables: Tables) -> None:

@@ -335,3 +335,30 @@ class Recipients:
             "SELECT date_trunc($2, at) AS at, kind, count(*) AS n FROM engagements"
             " WHERE campaign_id = $1 GROUP BY 1, 2 ORDER BY 1", campaign_id, bucket,
         )]
+
+
+class ContactHistory:
+    """One contact's sends and engagements across campaigns (migration 0006's indexes)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def counts(self, contact_id: UUID) -> dict:
+        """sent and failed (sends by their latest outcome); opens, clicks and unsubscribes
+        (a send's first of each); last_engaged_at. Machine opens are not the person's."""
+        row = await self._db.fetchrow(
+            "SELECT (SELECT count(*) FROM send_outcomes WHERE contact_id = $1 AND status = 'sent') AS sent,"
+            " (SELECT count(*) FROM send_outcomes WHERE contact_id = $1 AND status = 'failed') AS failed,"
+            " count(*) FILTER (WHERE kind = 'open') AS opens, count(*) FILTER (WHERE kind = 'click') AS clicks,"
+            " count(*) FILTER (WHERE kind = 'unsubscribe') AS unsubscribes,"
+            " max(at) FILTER (WHERE kind <> 'machine_open') AS last_engaged_at"
+            " FROM engagements WHERE contact_id = $1", contact_id,
+        )
+        return dict(row)
+
+    async def recent(self, contact_id: UUID, limit: int) -> list[dict]:
+        """The latest opens, clicks and unsubscribes, newest first."""
+        return [dict(row) for row in await self._db.fetch(
+            "SELECT kind, campaign_id, step_index, url, at FROM engagements"
+            " WHERE contact_id = $1 AND kind <> 'machine_open' ORDER BY at DESC LIMIT $2", contact_id, limit,
+        )]
