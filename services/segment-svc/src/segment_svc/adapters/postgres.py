@@ -114,22 +114,15 @@ class ContactRepository:
 
     async def search(self, q: str, after: tuple | None, limit: int) -> list[Contact]:
         """Contacts whose email, first name, last name or "first last" starts with `q`,
-        whatever its case, in the order and after the cursor of `page`. Each side is
-        lower-cased by PostgreSQL, and `q`'s %, _ and \\ are taken literally.
-
-        The indexes of migration 0009 serve a prefix only when the planner sees its value:
-        a generic plan (which asyncpg's prepared statements get after five runs) would read
-        a rare prefix along the whole primary key, so this statement is always planned for
-        its own `q` (plan_cache_mode, for its transaction only)."""
-        async with _connection(self._db) as connection, connection.transaction(readonly=True):
-            await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            rows = await connection.fetch(
-                f"SELECT {_CONTACT} FROM contacts"
-                " WHERE (lower(email) LIKE lower($1) OR lower(first_name) LIKE lower($1)"
-                " OR lower(last_name) LIKE lower($1) OR lower(first_name || ' ' || last_name) LIKE lower($1))"
-                " AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
-                prefix_pattern(q), after[1] if after else None, limit,
-            )
+        whatever its case, in the order and after the cursor of `page`; `q`'s %, _ and \\
+        are taken literally. Read along the primary key until the page is full (no index of
+        its own: see migration 0010)."""
+        rows = await self._db.fetch(
+            f"SELECT {_CONTACT} FROM contacts WHERE (email LIKE lower($1) OR lower(first_name) LIKE lower($1)"
+            " OR lower(last_name) LIKE lower($1) OR lower(first_name || ' ' || last_name) LIKE lower($1))"
+            " AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            prefix_pattern(q), after[1] if after else None, limit,
+        )
         return [_contact(row) for row in rows]
 
 
