@@ -243,6 +243,9 @@ async def test_a_campaign_is_created_activated_paused_resumed_and_reported(page,
     status = await gateway.ok("GET", "/api/status")
     assert status["mailer"]["emails_per_second"] > 0, "the mailer's pace over the last minute, sends just made"
     await expect(page.locator(".state.loading")).to_have_count(0)
+    # The report was open while the campaign ran: once it completes it lists its recipients
+    # without a reload (it used to keep the empty list it first read).
+    await expect(page.locator("section[aria-labelledby='recipients-title'] tbody tr")).to_have_count(4)
     await check_screen(page, "campaign-report")
     journey["campaign_id"] = campaign_id
 

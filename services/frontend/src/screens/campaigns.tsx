@@ -433,14 +433,16 @@ function Report({ campaign, onStatus }: { campaign: Campaign; onStatus: () => vo
           )}
         </Show>
       </section>
-      <Activity campaignId={campaign.id} running={running} />
-      <Recipients campaignId={campaign.id} />
+      {/* Both read again when the campaign's status changes: a report first read while it
+          ran would otherwise keep showing no recipients once it completed. */}
+      <Activity campaignId={campaign.id} running={running} campaignStatus={campaign.status} />
+      <Recipients campaignId={campaign.id} campaignStatus={campaign.status} />
     </>
   );
 }
 
-function Activity({ campaignId, running }: { campaignId: string; running: boolean }) {
-  const activity = useResource((signal) => api.get<{ buckets: ActivityBucket[] }>(`/campaigns/${campaignId}/activity`, { bucket: "minute" }, signal), [campaignId]);
+function Activity({ campaignId, running, campaignStatus }: { campaignId: string; running: boolean; campaignStatus: string }) {
+  const activity = useResource((signal) => api.get<{ buckets: ActivityBucket[] }>(`/campaigns/${campaignId}/activity`, { bucket: "minute" }, signal), [campaignId, campaignStatus]);
   useEffect(() => {
     if (!running || (activity.value.state === "error")) return;
     const timer = setInterval(activity.reload, 5000);
@@ -513,13 +515,13 @@ export function Chart({ buckets }: { buckets: ActivityBucket[] }) {
 
 const OUTCOMES = ["", "sent", "failed", "skipped_no_consent", "deferred", "held", "cancelled"];
 
-function Recipients({ campaignId }: { campaignId: string }) {
+function Recipients({ campaignId, campaignStatus }: { campaignId: string; campaignStatus: string }) {
   const [status, setStatus] = useState("");
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
   const page = useResource(
     (signal) => api.get<PageOf<Recipient>>(`/campaigns/${campaignId}/recipients`, { status, cursor, limit: 50 }, signal),
-    [campaignId, status, cursor],
+    [campaignId, status, cursor, campaignStatus],
   );
   const csv = withQuery(`/api/campaigns/${campaignId}/recipients`, { status, format: "csv" });
   const missing = page.value.state === "error" && page.value.error instanceof ApiError && page.value.error.missing;
