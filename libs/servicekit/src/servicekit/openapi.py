@@ -116,7 +116,7 @@ def merge(base: dict[str, Any], *others: dict[str, Any]) -> dict[str, Any]:
 def resource_operations(path: str, noun: str, model: type[BaseModel], create: type[BaseModel],
                         update: type[BaseModel], update_method: str = "PUT",
                         conflicts: tuple[int, ...] = ()) -> list[Operation]:
-    """The operations of `servicekit.http.resource_routes`; `conflicts` adds 409 where a
+    """The operations of `servicekit.routes.Routes.resource`; `conflicts` adds 409 where a
     create or change can collide with what exists (a contact's email)."""
     item = path + "/{id}"
     return [
@@ -128,15 +128,3 @@ def resource_operations(path: str, noun: str, model: type[BaseModel], create: ty
                   errors=(400, 404, 413, 415, 422, *conflicts)),
         Operation("DELETE", item, f"Delete a {noun}", status=204, errors=(404,)),
     ]
-
-
-def route(operations: list[Operation], title: str):
-    """GET /api/openapi.json for a service's own operations."""
-    from aiohttp import web
-
-    spec = document(title, operations)
-
-    async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(spec)
-
-    return web.get("/api/openapi.json", openapi)

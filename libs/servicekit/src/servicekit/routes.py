@@ -107,9 +107,6 @@ class Routes:
     def document(self) -> dict[str, Any]:
         return document(self.title, self.operations())
 
-    def handlers(self) -> list[Handler]:
-        return [route.handler for route in self._routes]
-
     def needs(self) -> set[str]:
         return {name for route in self._routes for name in route.needs}
 
