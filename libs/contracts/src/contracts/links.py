@@ -6,7 +6,6 @@ a redirect can only lead where the mailer signed it to.
 """
 
 import base64
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ OPEN, CLICK, UNSUBSCRIBE = "open", "click", "unsubscribe"
 
 
 def sign(secret: str, *parts: str) -> str:
-    digest = hmac.new(secret.encode(), "|".join(parts).encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret.encode(), "|".join(parts).encode(), "sha256")  # one C call: 3 a send
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 

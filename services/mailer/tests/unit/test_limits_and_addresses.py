@@ -97,3 +97,33 @@ def test_empty_smtp_credentials_mean_no_auth(monkeypatch):
     monkeypatch.setenv("SMTP_USERNAME", "")
     monkeypatch.setenv("SMTP_PASSWORD", "")
     assert (Settings().smtp_username, Settings().smtp_password) == (None, None)
+
+
+def _by_email_validator(value: str):
+    """The whole address through email_validator, as every address went before the fast path."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from mailer.addresses import Address
+    try:
+        valid = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError:
+        return BadAddress
+    domain = (valid.ascii_domain or valid.domain).lower()
+    return Address(valid.normalized, f"{valid.local_part}@{domain}", domain, not valid.local_part.isascii())
+
+
+@pytest.mark.parametrize("value", [
+    "ada@example.com", "Ada.Lovelace+news@Example.COM", "a@b.co", "x_y-z!#$%&'*=?^`{|}~@shop.example",
+    "a..b@example.com", ".a@example.com", "a.@example.com", "a@example", "a@localhost", "a@x.local",
+    "a@x.invalid", "a@x.test", "a@x.onion", "a@123.456", "a@[127.0.0.1]", "a@example.com.", "a@.example.com",
+    "a@exa_mple.com", "a@-x.example", "a@x-.example", "a" * 64 + "@example.com", "a" * 65 + "@example.com",
+    "a@" + "b" * 64 + ".example", "a@" + ".".join(["b" * 60] * 5) + ".example", '"quoted"@example.com',
+    "a b@example.com", "a@example.com\n", "@example.com", "a@", "jorg@bücher.example", "Jörg@bücher.example",
+    "A@B.EXAMPLE",
+])
+def test_an_address_is_read_as_email_validator_reads_it(value):
+    try:
+        read = parse_address(value)
+    except BadAddress:
+        read = BadAddress
+    assert read == _by_email_validator(value)
