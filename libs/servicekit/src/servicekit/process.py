@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import structlog
+import uvloop
 from aiohttp import web
 
 from servicekit.logging import configure_logging
@@ -55,6 +56,8 @@ def run_service(service: Service, settings: CommonSettings, port: int) -> None:
     # loaded at start-up, far too often. Start-up's objects are frozen out of collection.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    if not asyncio.run(serve(app, settings.http_host, port, background(service, app, settings))):
-        sys.exit(1)
+    # uvloop: the same asyncio on a loop written in C (libuv): less CPU per event and per write.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        if not runner.run(serve(app, settings.http_host, port, background(service, app, settings))):
+            sys.exit(1)
 
