@@ -43,6 +43,8 @@ class RecordingHandler:
         self._refusing: dict[str, tuple[float, str]] = {}  # "greeting", "auth", "mail_from": (until, answer)
         self.refused: Counter[str] = Counter()  # refusals made, by what was refused
         self.hang_ups = 0  # MAIL FROM commands still to be answered by closing the connection
+        self.pipelining = True  # offered in EHLO (aiosmtpd reads commands in order, however they come)
+        self.refuse_recipients: set[str] = set()  # answered 550 at RCPT TO
 
     def answer_next(self, *answers: str) -> None:
         self.answers.extend(answers)
@@ -65,6 +67,16 @@ class RecordingHandler:
             return AuthResult(success=False, handled=False)
         given = (auth_data.login.decode(), auth_data.password.decode())
         return AuthResult(success=given == self.credentials, handled=False)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.refuse_recipients:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
         if self.hang_ups:  # the connection goes without an answer, as one the server dropped while idle
@@ -107,9 +119,12 @@ class _Controller(Controller):
 class SmtpServer:
     """`SmtpServer(auth=("user", "secret"))` requires AUTH (over plain text: a test)."""
 
+    pipelining = True  # offered to clients (a test may take it away)
+
     def __init__(self, auth: tuple[str, str] | None = None) -> None:
         self.handler = RecordingHandler()
         self.handler.credentials = auth
+        self.handler.pipelining = self.pipelining
         self.port = free_port()
         extra = {"authenticator": self.handler.authenticate, "auth_required": True,
                  "auth_require_tls": False} if auth else {}

@@ -9,10 +9,17 @@ from mailer.settings import Settings
 from tests.support.ports import free_port
 from tests.support.smtp import SmtpServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("pipelining")]
 
 SECRET = "integration-tracking-secret"
 MESSAGE = b"Subject: hi\r\nMessage-ID: <x@example.com>\r\n\r\nHello\r\n"
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def pipelining(request, monkeypatch):
+    """Every test here runs on a server that offers PIPELINING and on one that does not."""
+    monkeypatch.setattr(SmtpServer, "pipelining", request.param)
+    return request.param
 
 
 async def send_one(port: int, auth: tuple[str, str] | None = None, smtp_timeout: float = 5.0) -> SmtpAnswer:
@@ -79,3 +86,33 @@ async def test_a_kept_connection_the_server_dropped_is_opened_again_at_once():
     assert (again.stage, again.code) == (Stage.DATA, 250), again
     assert smtp.handler.hang_ups == 0
     assert [mail.envelope_to for mail in smtp.received] == [["a@example.com"], ["b@example.com"]]
+
+
+async def test_a_refused_recipient_ends_its_transaction_and_the_next_goes_on():
+    with SmtpServer() as smtp:
+        smtp.handler.refuse_recipients.add("gone@example.com")
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1, tracking_secret=SECRET))
+        try:
+            async with pool.connection() as connection:
+                refused = await connection.send(MESSAGE, "news@example.com", "gone@example.com")
+                accepted = await connection.send(MESSAGE, "news@example.com", "ada@example.com")
+        finally:
+            await pool.close()
+    assert (refused.stage, refused.code) == (Stage.RCPT_TO, 550) and not is_the_servers(refused)
+    assert (accepted.stage, accepted.code) == (Stage.DATA, 250), accepted
+    assert [mail.envelope_to for mail in smtp.received] == [["ada@example.com"]]
+
+
+async def test_the_message_arrives_as_written_whatever_its_lines_start_with():
+    body = "first\r\n.a line that starts with a dot\r\n..two\r\n.\r\nlast"
+    with SmtpServer() as smtp:
+        raw = f"Subject: dots\r\nMessage-ID: <d@example.com>\r\n\r\n{body}\r\n".encode()
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1, tracking_secret=SECRET))
+        try:
+            async with pool.connection() as connection:
+                assert (await connection.send(raw, "news@example.com", "ada@example.com")).code == 250
+                assert (await connection.send(MESSAGE, "news@example.com", "bob@example.com")).code == 250
+        finally:
+            await pool.close()
+    assert smtp.received[0].message.get_content().replace("\r\n", "\n") == body.replace("\r\n", "\n") + "\n"
+    assert [mail.envelope_to for mail in smtp.received] == [["ada@example.com"], ["bob@example.com"]]

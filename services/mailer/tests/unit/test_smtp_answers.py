@@ -32,3 +32,10 @@ def test_no_answer_has_no_code_and_during_data_the_message_may_have_gone():
     assert (lost.stage, lost.code, lost.handed_over) == (Stage.DATA, None, True)
     gone = answer_of(aiosmtplib.SMTPServerDisconnected("EOF"), Stage.MAIL_FROM)
     assert (gone.code, gone.handed_over) == (None, False)
+
+
+def test_a_message_goes_with_crlf_line_ends_its_leading_dots_doubled_and_the_end():
+    from mailer.adapters.pipeline import stuffed
+    assert stuffed(b"a\r\n.b\r\n..c\r\nd") == b"a\r\n..b\r\n...c\r\nd\r\n.\r\n"
+    assert stuffed(b".x\nlone\rends\r\n") == b"..x\r\nlone\r\nends\r\n.\r\n"
+    assert stuffed(b"plain\r\n") == b"plain\r\n.\r\n"

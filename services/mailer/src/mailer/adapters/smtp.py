@@ -1,4 +1,5 @@
-"""SMTP delivery through a small pool of persistent aiosmtplib connections."""
+"""SMTP delivery through a small pool of persistent connections: aiosmtplib opens each
+session, pipeline.py carries its mail transactions."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 import aiosmtplib
 import structlog
 
+from mailer.adapters.pipeline import Replies, transaction
 from mailer.domain import CLOSING, SmtpAnswer, Stage
 from mailer.settings import Settings
 
@@ -18,9 +20,9 @@ class SmtpPool:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        self._idle: asyncio.Queue[SmtpConnection] = asyncio.Queue()
         for _ in range(settings.smtp_connections):
-            self._idle.put_nowait(self._client())
+            self._idle.put_nowait(SmtpConnection(self._client(), settings.smtp_timeout_seconds))
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -38,25 +40,39 @@ class SmtpPool:
     async def connection(self) -> AsyncIterator["SmtpConnection"]:
         """A connection of the pool, for one transaction: whoever holds it may still decide
         not to send (the campaign was paused while it waited for one)."""
-        client = await self._idle.get()
+        connection = await self._idle.get()
         try:
-            yield SmtpConnection(client)
+            yield connection
         finally:
-            self._idle.put_nowait(client)
+            self._idle.put_nowait(connection)
 
     async def close(self) -> None:
         while not self._idle.empty():
-            client = self._idle.get_nowait()
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+            await self._idle.get_nowait().close()
 
 
 class SmtpConnection:
-    def __init__(self, client: aiosmtplib.SMTP) -> None:
+    """aiosmtplib opens the session (greeting, EHLO, STARTTLS, AUTH); its transactions are
+    then pipeline.transaction's, on the same transport."""
+
+    def __init__(self, client: aiosmtplib.SMTP, timeout: float) -> None:
         self._client = client
+        self._timeout = timeout
+        self._replies: Replies | None = None  # reading the session's transport once it is open
+
+    async def close(self) -> None:
+        """QUIT, politely, if the session is open."""
+        if self._replies is not None and self._client.is_connected:
+            try:
+                self._replies.write(b"QUIT\r\n")
+                await self._replies.reply(min(self._timeout, 5.0))
+            except (OSError, TimeoutError):
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        self._client.close()
+        self._replies = None
 
     async def send(self, message: bytes, sender: str, recipient: str, smtputf8: bool = False) -> SmtpAnswer:
         """One transaction, and the answer that ended it with the stage it came at (domain.
@@ -66,7 +82,7 @@ class SmtpConnection:
         answer = await self._transaction(message, sender, recipient, smtputf8)
         if reused and answer.stage in (Stage.EHLO, Stage.MAIL_FROM) and answer.code in (None, CLOSING):
             log.info("smtp_connection_reopened", answer=str(answer))
-            self._client.close()
+            self._drop()
             answer = await self._transaction(message, sender, recipient, smtputf8)
         return answer
 
@@ -75,6 +91,7 @@ class SmtpConnection:
         stage = Stage.CONNECT
         try:
             if not client.is_connected:
+                self._drop()  # aiosmtplib's state of the session before, if one was lost
                 await client.connect()  # greeting, STARTTLS and AUTH as configured
             stage = Stage.EHLO
             if client.is_ehlo_or_helo_needed:
@@ -82,33 +99,36 @@ class SmtpConnection:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
-            if smtputf8 and not client.supports_extension("smtputf8"):
-                # RFC 6531 3.5: what a server without SMTPUTF8 answers to such an address
-                return SmtpAnswer(Stage.RCPT_TO, 553, "5.6.7 the server does not support SMTPUTF8,"
-                                  " which this address needs")
-            encoding = "utf-8" if smtputf8 else "ascii"
-            stage = Stage.MAIL_FROM
-            await client.mail(sender, options=["SMTPUTF8"] if smtputf8 else [], encoding=encoding)
-            stage = Stage.RCPT_TO
-            await client.rcpt(recipient, encoding=encoding)
-            stage = Stage.DATA
-            response = await client.data(message)
-            return SmtpAnswer(Stage.DATA, response.code, response.message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             answer = answer_of(error, stage)
-            if answer.stage in _IN_TRANSACTION and answer.code not in (None, CLOSING):
-                await self._reset()  # refused, the session goes on
-            else:
-                log.warning("smtp_connection_failed", answer=str(answer))
-                client.close()  # opened again by the next transaction
+            log.warning("smtp_connection_failed", answer=str(answer))
+            self._drop()  # opened again by the next transaction
             return answer
+        if smtputf8 and not client.supports_extension("smtputf8"):
+            # RFC 6531 3.5: what a server without SMTPUTF8 answers to such an address
+            return SmtpAnswer(Stage.RCPT_TO, 553, "5.6.7 the server does not support SMTPUTF8,"
+                              " which this address needs")
+        if self._replies is None:
+            self._replies = Replies(client.transport)
+        answer = await transaction(self._replies, sender, recipient, message, smtputf8,
+                                   client.supports_extension("pipelining"), self._timeout)
+        if answer.stage in _IN_TRANSACTION and answer.code not in (None, CLOSING):
+            if answer.code >= 300:
+                await self._reset()  # refused, the session goes on
+        elif answer.code in (None, CLOSING):
+            log.warning("smtp_connection_failed", answer=str(answer))
+            self._drop()
+        return answer
 
     async def _reset(self) -> None:
         """After a refusal in a transaction, RSET, so the connection can carry the next one."""
         try:
-            await self._client.rset()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            self._client.close()
+            self._replies.write(b"RSET\r\n")
+            code, _ = await self._replies.reply(self._timeout)
+            if code != 250:
+                self._drop()
+        except (OSError, TimeoutError):
+            self._drop()
 
 
 _IN_TRANSACTION = frozenset({Stage.MAIL_FROM, Stage.RCPT_TO, Stage.DATA})
