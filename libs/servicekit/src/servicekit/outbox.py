@@ -18,6 +18,7 @@ then fails its later sends to that partition (OutOfOrderSequenceNumber) until re
 import asyncio
 import struct
 from collections.abc import Iterable
+from itertools import groupby
 
 import asyncpg
 import structlog
@@ -41,11 +42,19 @@ REJECTED = Counter("outbox_rejected_messages", "Outbox messages too large to pub
 
 
 async def add(connection: asyncpg.Connection, *events: Event) -> None:
+    """The events as outbox rows, in order: a run of two or more of one topic as one row
+    (a bundle), so that a batch's events (the mailer's email.status, 50 a chunk) cost one
+    row and one statement, not one each."""
     messages = [encode(event, correlation_id.get()) for event in events]
-    await connection.executemany(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-        [(m.topic, m.key, m.value, _stored(m.headers)) for m in messages],
-    )
+    for topic, run in groupby(messages, key=lambda message: message.topic):
+        run = list(run)
+        if len(run) > 1 and all(message.value is not None for message in run):
+            await add_bundle(connection, topic, bundle((message.key, message.value) for message in run))
+            continue
+        await connection.executemany(
+            "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+            [(m.topic, m.key, m.value, _stored(m.headers)) for m in run],
+        )
 
 
 def _headers_for(topic: str) -> list[list[str]]:
@@ -102,8 +111,9 @@ class OutboxRelay:
                 await pause(stop, idle_wait)
 
     async def publish_batch(self) -> int:
-        """Rows published (or set aside); a full batch's worth when a bundle was among them,
-        so that the relay goes on at once."""
+        """Messages published (or set aside), up to about a batch's worth: single rows and
+        bundles in their order, a bundle's messages read only once it is reached (an
+        import's may hold thousands)."""
         async with self._pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema()))"
@@ -114,23 +124,25 @@ class OutboxRelay:
                 " ORDER BY id LIMIT $1",
                 self._batch_size,
             )
-            if not rows:
+            messages, taken = [], []
+            for row in rows:
+                if row["bundled"]:
+                    data = await connection.fetchval("SELECT messages FROM outbox WHERE id = $1", row["id"])
+                    messages += [(row["id"], _message(row, key, value)) for key, value in unbundle(data)]
+                else:
+                    messages.append((row["id"], _message(row, row["key"], row["value"])))
+                taken.append(row["id"])
+                if len(messages) >= self._batch_size:
+                    break
+            if not taken:
                 return 0
-            bundled = next((i for i, row in enumerate(rows) if row["bundled"]), None)
-            if bundled == 0:  # a bundle goes alone, read only now: it may hold thousands
-                rows = rows[:1]
-                data = await connection.fetchval("SELECT messages FROM outbox WHERE id = $1", rows[0]["id"])
-                messages = [(rows[0]["id"], _message(rows[0], key, value)) for key, value in unbundle(data)]
-            else:  # the single rows, up to the next bundle
-                rows = rows[:bundled]
-                messages = [(row["id"], _message(row, row["key"], row["value"])) for row in rows]
             refused = await self._publish(messages)
             if refused:
                 await _set_aside(connection, refused)
             # Kafka keeps what was published; kept here too, the rows (and a million-contact
             # import's bundles) would only grow the table.
-            await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
-            return self._batch_size if bundled is not None else len(rows)
+            await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", taken)
+            return len(messages)
 
     async def _publish(self, messages: list[tuple[int, Message]]) -> list[tuple[int, Message, str]]:
         """Publishes the messages in order; returns those too large to publish, with why.

@@ -70,6 +70,7 @@ async def test_the_outbox_publishes_every_row_once_in_order(database_url, kafka_
     try:
         async with pool.acquire() as connection, connection.transaction():
             await add(connection, *[scheduled(n, campaign) for n in range(50)])
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 1, "the events of one topic added together: one row"
         async with pool.acquire() as connection:
             with pytest.raises(asyncpg.PostgresError):
                 async with connection.transaction():  # a rolled-back change leaves no event

@@ -13,6 +13,7 @@ from contracts.steps import EmailContent
 from mailer.adapters.postgres import CampaignStateStore, ConsentCache, unit_of_work
 from mailer.domain import CampaignState, Outcome
 from mailer.handlers import answer_again, record_outcomes
+from servicekit.outbox import unbundle
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +52,9 @@ class Ledger:
 
 
 async def answers(pool, send: SendDue) -> list[tuple[str, int, str | None]]:
-    rows = await pool.fetch("SELECT value FROM outbox WHERE topic = 'email.status' ORDER BY id")
-    found = [json.loads(row["value"]) for row in rows]
+    rows = await pool.fetch("SELECT value, messages FROM outbox WHERE topic = 'email.status' ORDER BY id")
+    found = [json.loads(value) for row in rows  # a chunk's answers are one row, a bundle
+             for value in ([row["value"]] if row["messages"] is None else [v for _, v in unbundle(row["messages"])])]
     return [(a["status"], a["attempt"], a["retry_at"]) for a in found if a["send_id"] == str(send.send_id)]
 
 
