@@ -1,7 +1,7 @@
 """End-to-end throughput: one campaign of N personalised emails with a tracked link, from
 the activation request to the last email at Postfix's smtp-sink.
 
-    uv run python bench/campaign.py [--contacts 100000] [--runs 3]
+    uv run python bench/campaign.py [--contacts 100000] [--runs 3] [--mailers 1]
 
 The five services as processes on the real Kafka and PostgreSQL (one database for all
 the runs, so later runs meet the sends of earlier ones), 16 SMTP connections. Each run
@@ -144,7 +144,7 @@ async def _idle(system: System) -> bool:
     return await in_flight(system) == 0
 
 
-async def main(contacts: int, runs: int, keep: bool) -> None:
+async def main(contacts: int, runs: int, keep: bool, mailers: int) -> None:
     admin_url, bootstrap = servers()
     database_url = await create_database(admin_url, prefix="bench")
     prefix = await fresh_topics(bootstrap)
@@ -156,7 +156,7 @@ async def main(contacts: int, runs: int, keep: bool) -> None:
     db = await asyncpg.connect(database_url)
     results = []
     try:
-        await system.start_all()
+        await system.start_all(replicas=mailers, replicated=("mailer",))
         gateway = Gateway(system.gateway)
         sampler = Sampler(system)
         for number in range(1, runs + 1):
@@ -172,8 +172,8 @@ async def main(contacts: int, runs: int, keep: bool) -> None:
         if not keep:
             await drop_database(admin_url, database_url)
     rates = [result["emails_per_second"] for result in results]
-    report(f"campaign-{contacts}", {
-        "contacts": contacts, "runs": results, "emails_per_second": rates,
+    report(f"campaign-{contacts}" + (f"-{mailers}-mailers" if mailers > 1 else ""), {
+        "contacts": contacts, "mailers": mailers, "runs": results, "emails_per_second": rates,
         "median_emails_per_second": round(statistics.median(rates)),
         "received_by_sink": counted, "expected_at_sink": contacts * runs, "logs": str(logs),
         "targets": {"median_emails_per_second": 4000, "first_email_seconds": 2, "peak_rss_mb": 300},
@@ -184,6 +184,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mailers", type=int, default=1, help="mailer processes side by side")
     parser.add_argument("--keep", action="store_true", help="keep the database (BENCH_KEEP_DATABASE=1 too)")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.contacts, arguments.runs, arguments.keep or os.environ.get("BENCH_KEEP_DATABASE") == "1"))
+    asyncio.run(main(arguments.contacts, arguments.runs, arguments.keep or os.environ.get("BENCH_KEEP_DATABASE") == "1",
+                     arguments.mailers))

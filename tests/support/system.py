@@ -64,8 +64,9 @@ class System:
         module, port_var = SERVICES[name.partition("#")[0]]
         self.processes[name] = spawn(module, {**self.env(), port_var: str(self.ports[name])}, self.logs / f"{name}.log")
 
-    async def start_all(self, replicas: int = 1) -> None:
-        names = [*SERVICES, *(f"{service}#{n}" for n in range(2, replicas + 1) for service in CONSUMERS)]
+    async def start_all(self, replicas: int = 1, replicated: tuple[str, ...] = CONSUMERS) -> None:
+        """Every service, and `replicas` in all of each of `replicated`."""
+        names = [*SERVICES, *(f"{service}#{n}" for n in range(2, replicas + 1) for service in replicated)]
         ports: set[int] = set()
         while len(ports) < len(names):  # a port each
             ports.add(free_port())
