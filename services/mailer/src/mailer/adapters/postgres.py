@@ -35,27 +35,29 @@ class Ledger:
                 latest[send.send_id] = send
         ordered = sorted(latest.values(), key=lambda send: send.send_id)
         connection = self._connection
-        # The rows as they were, locked first: read in the claiming statement itself (a
-        # CTE), the first one came back already changed by it, and looked new.
-        before = {row["send_id"]: (row["status"], row["attempt"]) for row in await connection.fetch(
-            "SELECT send_id, status, attempt FROM ledger WHERE send_id = ANY($1::uuid[])"
-            " ORDER BY send_id FOR UPDATE",
-            [s.send_id for s in ordered],
-        )}
-        rows = await connection.fetch(
-            "INSERT INTO ledger (send_id, campaign_id, run_id, contact_id, step_index, attempt, status)"
-            " SELECT *, 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[],"
-            "   $6::int[]) AS i(send_id, campaign_id, run_id, contact_id, step_index, attempt) ORDER BY send_id"
-            " ON CONFLICT (send_id) DO UPDATE SET status = 'sending', attempt = EXCLUDED.attempt,"
-            "   updated_at = now()"
-            "   WHERE ledger.status = 'sending'"
-            "      OR (ledger.status = 'deferred' AND ledger.attempt < EXCLUDED.attempt)"
-            "      OR (ledger.status = 'held' AND ledger.attempt <= EXCLUDED.attempt)"
-            " RETURNING send_id, first_attempt_at",
-            [s.send_id for s in ordered], [s.campaign_id for s in ordered], [s.run_id for s in ordered],
-            [s.recipient.contact_id for s in ordered], [s.step_index for s in ordered],
-            [s.attempt for s in ordered],
-        )
+        # Most sends are new to the ledger: inserted in one statement. Only those it already
+        # holds (a redelivery, a retry, a crash leftover) are read and claimed as below.
+        fresh = {row["send_id"]: row for row in await connection.fetch(
+            _INSERT_SENDS + " ON CONFLICT (send_id) DO NOTHING RETURNING send_id, first_attempt_at", *_columns(ordered))}
+        known = [send for send in ordered if send.send_id not in fresh]
+        rows, before = list(fresh.values()), {}
+        if known:
+            # The rows as they were, locked first: read in the claiming statement itself (a
+            # CTE), the first one came back already changed by it, and looked new.
+            before = {row["send_id"]: (row["status"], row["attempt"]) for row in await connection.fetch(
+                "SELECT send_id, status, attempt FROM ledger WHERE send_id = ANY($1::uuid[])"
+                " ORDER BY send_id FOR UPDATE",
+                [s.send_id for s in known],
+            )}
+            rows += await connection.fetch(
+                _INSERT_SENDS + " ON CONFLICT (send_id) DO UPDATE SET status = 'sending', attempt = EXCLUDED.attempt,"
+                "   updated_at = now()"
+                "   WHERE ledger.status = 'sending'"
+                "      OR (ledger.status = 'deferred' AND ledger.attempt < EXCLUDED.attempt)"
+                "      OR (ledger.status = 'held' AND ledger.attempt <= EXCLUDED.attempt)"
+                " RETURNING send_id, first_attempt_at",
+                *_columns(known),
+            )
         crashed = [row["send_id"] for row in rows if before.get(row["send_id"], ("",))[0] == "sending"]
         counted = set()
         if crashed:
@@ -114,6 +116,18 @@ class Ledger:
 
     async def resent_after_crash(self) -> int:
         return await self._connection.fetchval("SELECT count(*) FROM resent_after_crash")
+
+
+_INSERT_SENDS = (
+    "INSERT INTO ledger (send_id, campaign_id, run_id, contact_id, step_index, attempt, status)"
+    " SELECT *, 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[],"
+    "   $6::int[]) AS i(send_id, campaign_id, run_id, contact_id, step_index, attempt) ORDER BY send_id"
+)
+
+
+def _columns(sends: list[SendDue]) -> list[list]:
+    return [[s.send_id for s in sends], [s.campaign_id for s in sends], [s.run_id for s in sends],
+            [s.recipient.contact_id for s in sends], [s.step_index for s in sends], [s.attempt for s in sends]]
 
 
 class MailerTransaction(Transaction):
