@@ -1,7 +1,7 @@
 """End-to-end throughput: one campaign of N personalised emails with a tracked link, from
 the activation request to the last email at Postfix's smtp-sink.
 
-    uv run python bench/campaign.py [--contacts 100000] [--runs 3] [--mailers 1]
+    uv run python bench/campaign.py [--contacts 100000] [--runs 3] [--mailers 1] [--profile DIR]
 
 The five services as processes on the real Kafka and PostgreSQL (one database for all
 the runs, so later runs meet the sends of earlier ones), 16 SMTP connections. Each run
@@ -19,7 +19,9 @@ Target (issue 13): median of 3 at 100,000 >= 4,000 emails/s.
 import argparse
 import asyncio
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -100,7 +102,35 @@ async def in_flight(system: System) -> int:
         return (await answer.json()).get("in_flight", 0)
 
 
-async def one_run(system: System, gateway: Gateway, db: asyncpg.Connection, sampler: Sampler, contacts: int) -> dict:
+class Profiles:
+    """py-spy attached to every service from the activation to `completed` (--profile DIR):
+    DIR/<run>-<service>.txt, collapsed stacks (`py-spy record -f raw`), for flame graphs or
+    a count of where the time goes."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._spies: list[subprocess.Popen] = []
+
+    def start(self, system: System, run: int) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name, process in system.processes.items():
+            self._spies.append(subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(process.pid), "--rate", "50", "--format", "raw", "--nonblocking",
+                 "--output", str(self.folder / f"{run}-{name}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for spy in self._spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled, and exits
+        for spy in self._spies:
+            spy.wait(timeout=60)
+        self._spies = []
+
+
+async def one_run(system: System, gateway: Gateway, db: asyncpg.Connection, sampler: Sampler, contacts: int,
+                  profiles: Profiles, number: int) -> dict:
     tag = f"e{uuid.uuid4().hex[:10]}"
     print(f"importing {contacts:,} contacts ...", flush=True)
     campaign_id = await campaign_to(gateway, tag, contacts, "Hi {{ first_name }}", html=HTML)
@@ -111,6 +141,7 @@ async def one_run(system: System, gateway: Gateway, db: asyncpg.Connection, samp
     print("activating ...", flush=True)
     activated_at = await db.fetchval("SELECT now()")
     started = time.monotonic()
+    profiles.start(system, number)
     await gateway.ok("PUT", f"/api/campaigns/{campaign_id}/status", {"status": "active"})
     peak_in_flight = 0
     while (await gateway.ok("GET", f"/api/campaigns/{campaign_id}"))["status"] != "completed":
@@ -119,6 +150,7 @@ async def one_run(system: System, gateway: Gateway, db: asyncpg.Connection, samp
         if time.monotonic() - started > 3600:
             raise SystemExit("the campaign never completed")
     completed_seconds = time.monotonic() - started
+    profiles.stop()
     cpu = {name: seconds - cpu_before[name] for name, seconds in sampler.cpu_seconds().items()}
     first, last, sent = await db.fetchrow(
         "SELECT min(updated_at), max(updated_at), count(*) FROM mailer.ledger WHERE campaign_id = $1"
@@ -144,7 +176,7 @@ async def _idle(system: System) -> bool:
     return await in_flight(system) == 0
 
 
-async def main(contacts: int, runs: int, keep: bool, mailers: int) -> None:
+async def main(contacts: int, runs: int, keep: bool, mailers: int, profile: Path | None) -> None:
     admin_url, bootstrap = servers()
     database_url = await create_database(admin_url, prefix="bench")
     prefix = await fresh_topics(bootstrap)
@@ -160,7 +192,7 @@ async def main(contacts: int, runs: int, keep: bool, mailers: int) -> None:
         gateway = Gateway(system.gateway)
         sampler = Sampler(system)
         for number in range(1, runs + 1):
-            result = await one_run(system, gateway, db, sampler, contacts)
+            result = await one_run(system, gateway, db, sampler, contacts, Profiles(profile), number)
             print(f"run {number}: {result}", flush=True)
             results.append(result)
         sampler.stop()
@@ -185,7 +217,8 @@ if __name__ == "__main__":
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mailers", type=int, default=1, help="mailer processes side by side")
+    parser.add_argument("--profile", type=Path, help="py-spy on every service while sending, into this folder")
     parser.add_argument("--keep", action="store_true", help="keep the database (BENCH_KEEP_DATABASE=1 too)")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.contacts, arguments.runs, arguments.keep or os.environ.get("BENCH_KEEP_DATABASE") == "1",
-                     arguments.mailers))
+                     arguments.mailers, arguments.profile))
