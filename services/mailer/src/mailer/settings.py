@@ -1,4 +1,5 @@
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -35,4 +36,9 @@ class Settings(TrackingSettings):
 
     @property
     def envelope_sender(self) -> str:
-        return parseaddr(self.mail_from)[1]
+        return _address_of(self.mail_from)
+
+
+@lru_cache(maxsize=16)  # asked for every email
+def _address_of(mail_from: str) -> str:
+    return parseaddr(mail_from)[1]
