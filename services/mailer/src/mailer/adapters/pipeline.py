@@ -1,9 +1,9 @@
 """Mail transactions on a connection aiosmtplib opened (greeting, EHLO, STARTTLS, AUTH),
 written here because aiosmtplib waits for each reply before the next command and cannot
 pipeline. With PIPELINING (RFC 2920) MAIL FROM, RCPT TO and DATA go in one write and the
-message in a second: two writes and two round trips an email instead of four, which took
-the SMTP work from 160 to about 50 µs an email (bench/README.md, "SMTP"). Without it, the
-same commands go one at a time."""
+message in a second: two writes and two round trips an email instead of four (against
+smtp-sink, 16 connections: about 50 µs of CPU an email, where aiosmtplib took 160).
+Without it, the same commands go one at a time."""
 
 import asyncio
 import re
