@@ -1,13 +1,18 @@
 """The SMTP adapter on the real aiosmtpd server: each refusal comes back as the answer that
 ended the transaction, at its stage, and the domain tells the server's from the recipient's."""
 
-import pytest
+import ssl
+import subprocess
 
-from mailer.adapters.smtp import SmtpPool
+import aiosmtplib
+import pytest
+from aiosmtpd.controller import Controller
+
+from mailer.adapters.smtp import SmtpConnection, SmtpPool
 from mailer.domain import SmtpAnswer, Stage, is_the_servers
 from mailer.settings import Settings
 from tests.support.ports import free_port
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import RecordingHandler, SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("pipelining")]
 
@@ -116,3 +121,33 @@ async def test_the_message_arrives_as_written_whatever_its_lines_start_with():
             await pool.close()
     assert smtp.received[0].message.get_content().replace("\r\n", "\n") == body.replace("\r\n", "\n") + "\n"
     assert [mail.envelope_to for mail in smtp.received] == [["ada@example.com"], ["bob@example.com"]]
+
+
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1, made with openssl for this module."""
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+async def test_transactions_go_over_the_tls_session_aiosmtplib_opened(tls, server_tls):
+    handler = RecordingHandler()
+    port = free_port()
+    encrypted = {"tls_context": server_tls, "require_starttls": True} if tls == "starttls" else {"ssl_context": server_tls}
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **encrypted)
+    controller.start()
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=tls == "starttls", use_tls=tls == "tls",
+                             validate_certs=False, timeout=5)
+    connection = SmtpConnection(client, timeout=5)
+    try:
+        answers = [await connection.send(MESSAGE, "news@example.com", f"{name}@example.com") for name in ("ada", "bob")]
+    finally:
+        await connection.close()
+        controller.stop()
+    assert [(answer.stage, answer.code) for answer in answers] == [(Stage.DATA, 250)] * 2, answers
+    assert [mail.envelope_to for mail in handler.received] == [["ada@example.com"], ["bob@example.com"]]
