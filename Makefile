@@ -68,7 +68,7 @@ test: deps tools browser
 chaos: deps  # the test instance, as for make test, and the fault scenarios at full size
 	@INSTANCE=test deploy/postgres.sh start
 	@INSTANCE=test deploy/kafka.sh start
-	@FAULT_SCALE=full .venv/bin/python -m pytest -q tests/chaos tests/e2e/test_sizes.py
+	@FAULT_SCALE=full .venv/bin/python -m pytest -q -s tests/chaos tests/e2e/test_sizes.py  # -s: the figures each scenario prints
 
 unit: deps
 	@.venv/bin/python -m pytest -q -p no:schemathesis -p no:anyio -m "not e2e and not integration" libs services
