@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, OutOfOrderSequenceNumber
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
@@ -61,11 +61,23 @@ class Topics:
 
 
 class EventPublisher:
-    """Publishes events with an idempotent producer (acks=all)."""
+    """Publishes events with an idempotent producer (acks=all).
 
-    def __init__(self, producer: AIOKafkaProducer, topics: Topics) -> None:
+    aiokafka's idempotent producer can come back from a broker outage out of step with the
+    broker's sequence numbers, and then fails every later send to that partition with
+    OutOfOrderSequenceNumber until it is replaced (aio-libs/aiokafka#1017; seen here in
+    the fault suite, where the mailer's outbox then retried for ever). Given `renew` (a
+    started producer, new each call), the publisher replaces its producer before the
+    next send once one failed so: a new producer id starts its sequences afresh. What
+    the old one had in flight fails and is sent again by its caller (at least once)."""
+
+    def __init__(self, producer: AIOKafkaProducer, topics: Topics,
+                 renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
         self._producer = producer
         self._topics = topics
+        self._renew = renew
+        self._out_of_step = False
+        self._renewing = asyncio.Lock()
 
     async def publish(self, event: Event) -> None:
         await (await self.send(encode(event, correlation_id.get())))
@@ -76,17 +88,43 @@ class EventPublisher:
 
     async def send(self, message: Message) -> asyncio.Future:
         """Queues one message; the returned future resolves when the broker has it."""
-        return await self._producer.send(
+        if self._out_of_step:
+            await self._replace_producer()
+        producer = self._producer
+        delivered = await producer.send(
             self._topics.physical(message.topic),
             value=message.value,
             key=message.key,
             headers=message.headers,
         )
+        delivered.add_done_callback(lambda future: self._heard(future, producer))
+        return delivered
 
     async def send_all(self, messages: Iterable[Message]) -> None:
         pending = [await self.send(message) for message in messages]
         if pending:
             await asyncio.gather(*pending)
+
+    def _heard(self, delivered: asyncio.Future, producer: AIOKafkaProducer) -> None:
+        if (self._renew is not None and producer is self._producer and not delivered.cancelled()
+                and isinstance(delivered.exception(), OutOfOrderSequenceNumber)):
+            self._out_of_step = True
+
+    async def _replace_producer(self) -> None:
+        async with self._renewing:
+            if not self._out_of_step:  # replaced meanwhile
+                return
+            old = self._producer
+            self._producer = await self._renew()
+            self._out_of_step = False
+            log.warning("kafka_producer_replaced", reason="OutOfOrderSequenceNumber")
+            try:
+                await asyncio.wait_for(old.stop(), 10)
+            except Exception as error:  # what it still held fails; its callers send it again
+                log.warning("kafka_producer_stop_failed", error=repr(error))
+
+    async def close(self) -> None:
+        await self._producer.stop()
 
 
 def make_producer(bootstrap_servers: str) -> AIOKafkaProducer:

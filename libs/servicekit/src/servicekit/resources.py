@@ -5,6 +5,7 @@ import asyncio
 import asyncpg
 import structlog
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from servicekit.database import Migrations, create_pool, migrate
 from servicekit.kafka import EventPublisher, Topics, make_producer
@@ -29,12 +30,15 @@ def postgres(settings: CommonSettings, schema: str, owners: list[Migrations]):
 
 
 def kafka_publisher(settings: CommonSettings, start_timeout: float = 60.0):
-    async def context(app: web.Application):
+    async def started() -> AIOKafkaProducer:
         producer = make_producer(settings.kafka_bootstrap_servers)
         await _start(producer, start_timeout)
-        app[PUBLISHER] = EventPublisher(producer, Topics(settings.kafka_topic_prefix))
+        return producer
+
+    async def context(app: web.Application):
+        app[PUBLISHER] = EventPublisher(await started(), Topics(settings.kafka_topic_prefix), renew=started)
         yield
-        await producer.stop()
+        await app[PUBLISHER].close()
 
     return context
 
