@@ -12,7 +12,8 @@ logged as an error and counted (`outbox_rejected_messages_total` on /metrics), a
 relay goes on. Nothing else is ever set aside: any other failure is retried.
 `max_message_bytes` must not exceed what the broker takes (message.max.bytes, 1,048,588
 by default): one the broker refuses is set aside too, but aiokafka's idempotent producer
-then fails its later sends to that partition (OutOfOrderSequenceNumber) until restarted.
+then fails its later sends to that partition (OutOfOrderSequenceNumber) until the
+publisher replaces it (servicekit.kafka.EventPublisher).
 """
 
 import asyncio
