@@ -85,9 +85,6 @@ class Replies(asyncio.Protocol):
                 self._waiter = None
         return self._replies.popleft()
 
-    def close(self) -> None:
-        self._transport.close()
-
 
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():

@@ -112,12 +112,11 @@ class SmtpConnection:
             self._replies = Replies(client.transport)
         answer = await transaction(self._replies, sender, recipient, message, smtputf8,
                                    client.supports_extension("pipelining"), self._timeout)
-        if answer.stage in _IN_TRANSACTION and answer.code not in (None, CLOSING):
-            if answer.code >= 300:
-                await self._reset()  # refused, the session goes on
-        elif answer.code in (None, CLOSING):
+        if answer.code in (None, CLOSING):
             log.warning("smtp_connection_failed", answer=str(answer))
             self._drop()
+        elif answer.code >= 300:
+            await self._reset()  # refused, the session goes on
         return answer
 
     async def _reset(self) -> None:
@@ -129,9 +128,6 @@ class SmtpConnection:
                 self._drop()
         except (OSError, TimeoutError):
             self._drop()
-
-
-_IN_TRANSACTION = frozenset({Stage.MAIL_FROM, Stage.RCPT_TO, Stage.DATA})
 
 
 def answer_of(error: BaseException, stage: Stage) -> SmtpAnswer:
