@@ -39,12 +39,21 @@ def _jsonb_decode(data: bytes):
     return orjson.loads(data[1:])  # a tenth of json's time: imports and evaluations read millions
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """A connection back in the pool as it is. asyncpg's default reset sends a query on
+    every release (advisory unlock, CLOSE ALL, UNLISTEN *, RESET ALL): a round trip for
+    each `pool.fetch` and unit of work. Nothing here leaves such session state behind
+    (advisory locks are transaction-scoped, no SET, LISTEN or cursor outside a
+    transaction), and asyncpg still rolls back a transaction left open before this runs."""
+
+
 async def create_pool(database_url: str, schema: str, size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         database_url,
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"search_path": f"{schema},public"},
     )
 
