@@ -21,9 +21,13 @@ _RUN = (
     "run_id, campaign_id, steps, start_date, start_time_of_day, timezone,"
     " send_in_recipient_timezone, activated_at"
 )
-# What send.due needs of an emitted send.
+# What send.due needs of an emitted send. The sends are picked as an array of keys, and
+# each recipient looked up by its key: a join let the planner, misled by the unknown
+# LIMIT of the pick, hash whole tables (run_recipients, sends) on every claim.
 _EMITTED = (
-    "s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at, s.attempt, r.recipient AS recipient_json"
+    "s.send_id, s.run_id, s.campaign_id, s.contact_id, s.step_index, s.due_at, s.attempt,"
+    " (SELECT r.recipient FROM run_recipients r WHERE r.run_id = s.run_id AND r.contact_id = s.contact_id)"
+    " AS recipient_json"
 )
 _RECIPIENT_COLUMNS = ["run_id", "contact_id", "recipient", "planned"]
 _SEND_COLUMNS = ["send_id", "run_id", "campaign_id", "contact_id", "step_index", "due_at"]
@@ -180,12 +184,15 @@ class Sends:
         )
 
     async def due_demand(self, most: int) -> dict[UUID, tuple[int, int]]:
-        """Per run of an active campaign: (sends in flight, sends due but not emitted, at most `most`)."""
+        """Per run of an active campaign: (sends in flight, sends due but not emitted, at most `most`).
+        The due ones are read in the index's order (`ORDER BY due_at`): unordered, the
+        planner took a table scan for the first `most`, and they sit behind every send
+        the run has already emitted."""
         rows = await self._db.fetch(
             "SELECT ru.run_id,"
             " (SELECT count(*) FROM sends e WHERE e.run_id = ru.run_id AND e.state = 'emitted') AS in_flight,"
             " (SELECT count(*) FROM (SELECT 1 FROM sends p WHERE p.run_id = ru.run_id AND p.state = 'pending'"
-            "   AND p.due_at <= now() LIMIT $1) d) AS due"
+            "   AND p.due_at <= now() ORDER BY p.due_at LIMIT $1) d) AS due"
             " FROM campaign_states cs JOIN runs ru ON ru.campaign_id = cs.campaign_id WHERE cs.state = 'active'",
             most,
         )
@@ -197,11 +204,9 @@ class Sends:
         skip the locked rows."""
         return await self._db.fetch(
             "UPDATE sends s SET state = 'emitted', emitted_at = now()"
-            " FROM unnest($1::uuid[], $2::int[]) AS q(run_id, quota)"
-            " CROSS JOIN LATERAL (SELECT p.send_id FROM sends p WHERE p.run_id = q.run_id AND p.state = 'pending'"
-            "   AND p.due_at <= now() ORDER BY p.due_at LIMIT q.quota FOR UPDATE SKIP LOCKED) picked,"
-            " run_recipients r"
-            " WHERE s.send_id = picked.send_id AND r.run_id = s.run_id AND r.contact_id = s.contact_id"
+            " WHERE s.send_id = ANY(ARRAY(SELECT picked.send_id FROM unnest($1::uuid[], $2::int[]) AS q(run_id, quota)"
+            "   CROSS JOIN LATERAL (SELECT p.send_id FROM sends p WHERE p.run_id = q.run_id AND p.state = 'pending'"
+            "     AND p.due_at <= now() ORDER BY p.due_at LIMIT q.quota FOR UPDATE SKIP LOCKED) picked))"
             f" RETURNING {_EMITTED}",
             list(quotas), list(quotas.values()),
         )
@@ -212,10 +217,8 @@ class Sends:
         and publishing). The mailer's ledger makes a second send.due of a send harmless."""
         return await self._db.fetch(
             "UPDATE sends s SET emitted_at = now()"
-            " FROM (SELECT send_id FROM sends WHERE state = 'emitted'"
-            "   AND emitted_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED) late,"
-            " run_recipients r"
-            " WHERE s.send_id = late.send_id AND r.run_id = s.run_id AND r.contact_id = s.contact_id"
+            " WHERE s.send_id = ANY(ARRAY(SELECT send_id FROM sends WHERE state = 'emitted'"
+            "   AND emitted_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))"
             f" RETURNING {_EMITTED}",
             timeout_seconds, limit,
         )
@@ -231,11 +234,13 @@ class Sends:
 
     async def lag_seconds(self) -> float:
         """How late the oldest due, unemitted send of an active campaign is (sends wait
-        for room in the window too: a large campaign's last sends are late by design)."""
+        for room in the window too: a large campaign's last sends are late by design).
+        Each run's oldest is read from the index, not found among all its sends."""
         return await self._db.fetchval(
-            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(s.due_at)), 0)::float8"
+            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(oldest.due_at)), 0)::float8"
             " FROM campaign_states cs JOIN runs ru ON ru.campaign_id = cs.campaign_id"
-            " JOIN sends s ON s.run_id = ru.run_id AND s.state = 'pending' AND s.due_at <= now()"
+            " CROSS JOIN LATERAL (SELECT s.due_at FROM sends s WHERE s.run_id = ru.run_id AND s.state = 'pending'"
+            "   AND s.due_at <= now() ORDER BY s.due_at LIMIT 1) oldest"
             " WHERE cs.state = 'active'"
         )
 
