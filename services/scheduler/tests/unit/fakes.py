@@ -165,7 +165,7 @@ class FakeSends:
         for send_id in send_ids:
             send = self._t.sends.get(send_id)
             if send and send["state"] in ("pending", "emitted"):
-                send["state"] = "done"
+                del self._t.sends[send_id]
 
     def _due(self, run_id: UUID) -> list[dict]:
         now = self._t.now()

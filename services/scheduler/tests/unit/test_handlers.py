@@ -234,7 +234,7 @@ async def test_every_other_answer_ends_the_send():
     answers = [DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED_NO_CONSENT,
                DeliveryStatus.CANCELLED]
     await record_outcomes([outcome(s, answer) for s, answer in zip(sends, answers, strict=True)], scheduler.uow)
-    assert scheduler.tables.send_states() == {"done": 4}
+    assert scheduler.tables.send_states() == {}, "finished sends are gone"
 
 
 async def test_a_deferral_without_a_retry_time_changes_nothing():
@@ -256,7 +256,7 @@ async def test_the_window_bounds_what_is_emitted_until_answers_come():
     answered = [s for s in scheduler.tables.sends.values() if s["state"] == "emitted"][:4]
     await record_outcomes([outcome(s, DeliveryStatus.SENT) for s in answered], scheduler.uow)
     assert await emit(scheduler, publisher, window=10) == 4
-    assert scheduler.tables.send_states() == {"done": 4, "emitted": 10, "pending": 16}
+    assert scheduler.tables.send_states() == {"emitted": 10, "pending": 16}
     assert len(publisher.messages) == 14
     assert scheduler.uow.locks[-1] == (handlers.DUE_WINDOW_LOCK,)
 

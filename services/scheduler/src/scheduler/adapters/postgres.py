@@ -177,10 +177,12 @@ class Sends:
         )
 
     async def finish(self, send_ids: list[UUID]) -> None:
-        """Done, also when the emission had been undone (released to pending)."""
+        """Done, also when the emission had been undone (released to pending): the row goes.
+        Nothing reads a finished send again (its recipient's row keeps a second evaluation
+        from planning it anew), and a delete costs PostgreSQL a third of an update that
+        moves the row out of the partial indexes (a new row version and its index entries)."""
         await self._db.execute(
-            "UPDATE sends SET state = 'done' WHERE send_id = ANY($1::uuid[]) AND state IN ('pending', 'emitted')",
-            send_ids,
+            "DELETE FROM sends WHERE send_id = ANY($1::uuid[]) AND state IN ('pending', 'emitted')", send_ids
         )
 
     async def due_demand(self, most: int) -> dict[UUID, tuple[int, int]]:
