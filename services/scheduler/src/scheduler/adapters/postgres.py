@@ -179,7 +179,7 @@ class Sends:
     async def finish(self, send_ids: list[UUID]) -> None:
         """Done, also when the emission had been undone (released to pending): the row goes.
         Nothing reads a finished send again (its recipient's row keeps a second evaluation
-        from planning it anew), and a delete costs PostgreSQL a third of an update that
+        from planning it anew), and a delete costs PostgreSQL less than half of an update that
         moves the row out of the partial indexes (a new row version and its index entries)."""
         await self._db.execute(
             "DELETE FROM sends WHERE send_id = ANY($1::uuid[]) AND state IN ('pending', 'emitted')", send_ids
