@@ -67,7 +67,8 @@ async def main(sends: int) -> None:
             counted = sink.stop()
     report("mailer", {
         "sends": sends, "seconds": round(elapsed, 2), "emails_per_second": round(sends / elapsed),
-        "mailer_cpu_share": round(mailer_cpu / elapsed, 2), "peak_rss_mb": round(mailer.peak_rss_mb, 1),
+        "mailer_cpu_share": round(mailer_cpu / elapsed, 2),
+        "mailer_cpu_ms_per_email": round(mailer_cpu * 1000 / sends, 3), "peak_rss_mb": round(mailer.peak_rss_mb, 1),
         "received_by_sink": counted, "resent_after_crash": resent, "recipient_domains": len(domains),
         "targets": {"emails_per_second": 1500, "peak_rss_mb": 300},
     })

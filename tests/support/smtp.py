@@ -43,6 +43,7 @@ class RecordingHandler:
         self._refusing: dict[str, tuple[float, str]] = {}  # "greeting", "auth", "mail_from": (until, answer)
         self.refused: Counter[str] = Counter()  # refusals made, by what was refused
         self.hang_ups = 0  # MAIL FROM commands still to be answered by closing the connection
+        self.mails_before_hang_up = 0  # MAIL FROM commands answered before the hang-ups begin
         self.pipelining = True  # offered in EHLO (aiosmtpd reads commands in order, however they come)
         self.refuse_recipients: set[str] = set()  # answered 550 at RCPT TO
 
@@ -79,7 +80,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
-        if self.hang_ups:  # the connection goes without an answer, as one the server dropped while idle
+        if self.hang_ups and self.mails_before_hang_up:
+            self.mails_before_hang_up -= 1
+        elif self.hang_ups:  # the connection goes without an answer, as one the server dropped while idle
             self.hang_ups -= 1
             server.transport.close()
             return "421 4.4.2 gone"  # never read: the connection is closed

@@ -1,6 +1,7 @@
 """The SMTP adapter on the real aiosmtpd server: each refusal comes back as the answer that
 ended the transaction, at its stage, and the domain tells the server's from the recipient's."""
 
+import asyncio
 import ssl
 import subprocess
 
@@ -8,6 +9,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 
+from mailer.adapters.pipeline import Replies
 from mailer.adapters.smtp import SmtpConnection, SmtpPool
 from mailer.domain import SmtpAnswer, Stage, is_the_servers
 from mailer.settings import Settings
@@ -151,3 +153,73 @@ async def test_transactions_go_over_the_tls_session_aiosmtplib_opened(tls, serve
         controller.stop()
     assert [(answer.stage, answer.code) for answer in answers] == [(Stage.DATA, 250)] * 2, answers
     assert [mail.envelope_to for mail in handler.received] == [["ada@example.com"], ["bob@example.com"]]
+
+
+async def _send_side_by_side(pool: SmtpPool, recipients: list[str]) -> list[SmtpAnswer]:
+    async def one(recipient: str) -> SmtpAnswer:
+        async with pool.connection() as connection:
+            return await connection.send(MESSAGE.replace(b"<x@", f"<{recipient}@".encode()), "news@example.com",
+                                         recipient)
+
+    return await asyncio.gather(*(one(recipient) for recipient in recipients))
+
+
+async def test_sends_waiting_for_the_connection_each_go_in_one_write_with_the_message_before(monkeypatch,
+                                                                                             pipelining):
+    writes = []
+    original = Replies.write
+    monkeypatch.setattr(Replies, "write", lambda self, data: (writes.append(data), original(self, data))[1])
+    recipients = [f"r{n}@example.com" for n in range(20)]
+    with SmtpServer() as smtp:
+        smtp.handler.answer_next("554 5.7.1 looks like spam")  # the first message, carried by the second's write
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1, tracking_secret=SECRET))
+        try:
+            answers = await _send_side_by_side(pool, recipients)
+        finally:
+            await pool.close()
+    assert [(answer.stage, answer.code) for answer in answers] == [(Stage.DATA, 554 if n == 0 else 250)
+                                                                   for n in range(20)]
+    assert sorted(mail.envelope_to[0] for mail in smtp.received) == sorted(set(recipients) - {"r0@example.com"})
+    transactions = len([data for data in writes if data != b"QUIT\r\n"])
+    # One write an email (and the last message alone), against two a transaction before;
+    # without PIPELINING each command still goes alone.
+    assert transactions == (21 if pipelining else 20 * 4 + 1), transactions
+
+
+async def test_a_message_handed_on_is_written_alone_when_its_taker_sends_nothing(pipelining):
+    with SmtpServer() as smtp:
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1, tracking_secret=SECRET))
+        taken = asyncio.Event()
+
+        async def first() -> SmtpAnswer:
+            async with pool.connection() as connection:
+                taken.set()
+                return await connection.send(MESSAGE, "news@example.com", "ada@example.com")
+
+        async def second_sends_nothing() -> None:  # its campaign was paused while it waited
+            await taken.wait()
+            async with pool.connection():
+                pass
+
+        try:
+            answer, _ = await asyncio.gather(first(), second_sends_nothing())
+            again = await _send_side_by_side(pool, ["bob@example.com"])
+        finally:
+            await pool.close()
+    assert (answer.stage, answer.code) == (Stage.DATA, 250), answer
+    assert again[0].code == 250
+    assert [mail.envelope_to for mail in smtp.received] == [["ada@example.com"], ["bob@example.com"]]
+
+
+async def test_a_connection_lost_behind_a_handed_on_message_still_answers_it_and_the_next_goes_again(pipelining):
+    with SmtpServer() as smtp:
+        pool = SmtpPool(Settings(smtp_port=smtp.port, smtp_connections=1, tracking_secret=SECRET))
+        try:
+            # The second MAIL FROM, written after the first message, finds the line cut.
+            smtp.handler.hang_ups, smtp.handler.mails_before_hang_up = 1, 1
+            answers = await _send_side_by_side(pool, ["a@example.com", "b@example.com", "c@example.com"])
+        finally:
+            await pool.close()
+    assert [answer.code for answer in answers] == [250, 250, 250], answers
+    assert smtp.handler.hang_ups == 0
+    assert sorted(mail.envelope_to[0] for mail in smtp.received) == ["a@example.com", "b@example.com", "c@example.com"]
