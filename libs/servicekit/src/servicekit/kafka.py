@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from contracts.codec import CORRELATION_HEADER, Message, UndecodableMessage, decode, encode
 from contracts.events import Event
 from contracts.topics import dlq_of
+from servicekit.partitioner import partition_of
 from servicekit.retry import BACKOFF, persistently
 
 log = structlog.get_logger()
@@ -134,6 +135,7 @@ def make_producer(bootstrap_servers: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=256 * 1024,
         request_timeout_ms=30_000,
+        partitioner=partition_of,  # the Java client's partitions, faster than aiokafka's
     )
 
 
