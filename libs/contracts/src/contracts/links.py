@@ -60,7 +60,12 @@ def open_url(base_url: str, secret: str, ref: SendRef) -> str:
 
 def click_url(base_url: str, secret: str, ref: SendRef, target: str) -> str:
     encoded = ref.encoded
-    return f"{base_url.rstrip('/')}/t/c/{encoded}/{sign(secret, CLICK, encoded, target)}?u={quote(target, safe='')}"
+    return f"{base_url.rstrip('/')}/t/c/{encoded}/{sign(secret, CLICK, encoded, target)}?u={_quoted(target)}"
+
+
+@lru_cache(maxsize=1024)  # a campaign's few link targets, for every one of its emails
+def _quoted(target: str) -> str:
+    return quote(target, safe="")
 
 
 def unsubscribe_url(base_url: str, secret: str, ref: SendRef) -> str:

@@ -14,7 +14,6 @@ from datetime import datetime
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 from functools import lru_cache
-from urllib.parse import quote
 from uuid import UUID
 
 from contracts.events import EmailTest, SendDue
@@ -44,9 +43,16 @@ _SHORT_LINE = 76
 
 
 def _part(content_type: str, body: str) -> str:
-    encoded = base64.encodebytes(body.encode()).decode().replace("\n", CRLF)
+    encoded = _base64_lines(body.encode())
     return (f"Content-Type: {content_type}; charset=utf-8{CRLF}Content-Transfer-Encoding: base64{CRLF}{CRLF}"
             f"{encoded}")
+
+
+def _base64_lines(data: bytes) -> str:
+    """What base64.encodebytes gives (lines of 76, RFC 2045 6.8), CRLF-ended, in one
+    encoding of the whole: encodebytes encodes and joins line by line in Python."""
+    encoded = base64.b64encode(data).decode()
+    return "".join(f"{encoded[start:start + 76]}{CRLF}" for start in range(0, len(encoded), 76))
 
 
 def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: str, secret: str) -> bytes:
@@ -55,7 +61,7 @@ def build_message(send: SendDue, to: Address, mail_from: str, public_base_url: s
     domain = _domain_of(mail_from)
     ref = SendRef(send.campaign_id, send.run_id, send.step_index, send.send_id, send.recipient.contact_id)
     link = unsubscribe_url(public_base_url, secret, ref)
-    mailto = f"mailto:unsubscribe@{domain}?subject={quote('unsubscribe ' + str(send.send_id))}"
+    mailto = f"mailto:unsubscribe@{domain}?subject=unsubscribe%20{send.send_id}"  # a UUID needs no quoting
     headers = [
         f"From: {_from(mail_from)}",
         f"To: {_to(to)}",
