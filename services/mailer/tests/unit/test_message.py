@@ -1,5 +1,6 @@
 """The hand-built MIME, parsed back by the standard library."""
 
+import base64
 import html
 import re
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from uuid import uuid4
 from contracts.events import Recipient, SendDue
 from contracts.steps import EmailContent
 from mailer.addresses import parse_address
-from mailer.message import build_message
+from mailer.message import _base64_lines, build_message
 
 
 def parsed(subject="Hello {{ first_name }}", first_name="Ada", html="<p>Hi {{ first_name }}</p>",
@@ -94,3 +95,9 @@ def test_links_written_in_the_template_are_signed_redirects_and_others_are_left_
     _, _, _, encoded, token = urlsplit(pixel).path.split("/")
     assert body.index("<img") < body.index("</body>")
     assert signed_ref("secret", OPEN, encoded, token.removesuffix(".gif")).send_id == send.send_id
+
+
+def test_a_part_is_in_the_base64_lines_of_the_standard_library_crlf_ended():
+    for size in (0, 1, 56, 57, 58, 114, 1000, 4097):
+        data = bytes(range(256)) * (size // 256 + 1)
+        assert _base64_lines(data[:size]) == base64.encodebytes(data[:size]).decode().replace("\n", "\r\n")
