@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from contracts.events import (
     EVENT_TYPES,
     ContactChanged,
+    EmailStatus,
     Event,
     SegmentEvaluated,
     SendDue,
@@ -87,6 +88,24 @@ def send_due_message(
     })
     value = f'{head[:-1]}, "recipient": {recipient_json}, "content": {content_json}}}'.encode()
     return Message(SendDue.topic, str(contact_id).encode(), value, encode_headers(SendDue.topic, correlation_id))
+
+
+def email_status_message(
+    *, send_id: UUID, campaign_id: UUID, run_id: UUID, step_index: int, contact_id: UUID, status: str,
+    attempt: int, smtp_code: int | None, smtp_message: str | None, retry_at: datetime | None,
+    correlation_id: str | None = None,
+) -> Message:
+    """What `encode(EmailStatus(...))` makes, from values the mailer holds validated (a
+    send.due's, an outcome of its own): one an email, where building and validating the
+    model cost twice as much as the rest. A unit test holds the two encodings to the same
+    decoded event."""
+    value = orjson.dumps({
+        "event_id": new_event_id(), "version": 1, "occurred_at": now_utc(), "event_type": EmailStatus.topic,
+        "send_id": send_id, "campaign_id": campaign_id, "run_id": run_id, "step_index": step_index,
+        "contact_id": contact_id, "status": status, "attempt": attempt, "smtp_code": smtp_code,
+        "smtp_message": smtp_message, "retry_at": retry_at,
+    })
+    return Message(EmailStatus.topic, str(campaign_id).encode(), value, encode_headers(EmailStatus.topic, correlation_id))
 
 
 def segment_evaluated_message(

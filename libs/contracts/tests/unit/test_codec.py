@@ -101,6 +101,28 @@ def test_the_fast_send_due_encoding_decodes_to_the_same_event():
     assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
 
 
+@pytest.mark.parametrize(("status", "code", "text", "retry_at"), [
+    (DeliveryStatus.SENT, 250, "2.0.0 Ok: queued", None),
+    (DeliveryStatus.DEFERRED, 451, 'busy "now" \u00e9', datetime(2026, 12, 2, 21, 0, 0, 123456, tzinfo=UTC)),
+    (DeliveryStatus.SKIPPED_NO_CONSENT, None, None, None),
+])
+def test_the_fast_email_status_encoding_decodes_to_the_same_event(status, code, text, retry_at):
+    from contracts.codec import email_status_message
+
+    event = EmailStatus(send_id=uuid4(), campaign_id=uuid4(), run_id=uuid4(), step_index=2, contact_id=uuid4(),
+                        status=status, attempt=3, smtp_code=code, smtp_message=text, retry_at=retry_at)
+    fast = email_status_message(
+        send_id=event.send_id, campaign_id=event.campaign_id, run_id=event.run_id, step_index=event.step_index,
+        contact_id=event.contact_id, status=status.value, attempt=event.attempt, smtp_code=code, smtp_message=text,
+        retry_at=retry_at, correlation_id="corr-1",
+    )
+    slow = encode(event, correlation_id="corr-1")
+    decoded = decode(fast.topic, fast.key, fast.value)
+    assert decoded.model_copy(update={"event_id": event.event_id, "occurred_at": event.occurred_at}) == event
+    assert json.loads(fast.value).keys() == json.loads(slow.value).keys()  # no field left to its default
+    assert (fast.topic, fast.key, fast.headers) == (slow.topic, slow.key, slow.headers)
+
+
 @pytest.mark.parametrize(("consent", "change_seq"), [(True, 0), (False, 41), (True, 2**63 - 1)])
 def test_the_fast_contact_changed_encoding_decodes_to_the_same_event(consent, change_seq):
     from contracts.codec import contact_changed_values

@@ -42,11 +42,15 @@ REJECTED = Counter("outbox_rejected_messages", "Outbox messages too large to pub
                    ["topic"], registry=REGISTRY)
 
 
-async def add(connection: asyncpg.Connection, *events: Event) -> None:
+async def add(connection: asyncpg.Connection, *events: Event | Message) -> None:
     """The events as outbox rows, in order: a run of two or more of one topic as one row
     (a bundle), so that a batch's events (the mailer's email.status, 50 a chunk) cost one
-    row and one statement, not one each."""
-    messages = [encode(event, correlation_id.get()) for event in events]
+    row and one statement, not one each. An event may come encoded already (a codec
+    function of the hot path's): it gets the headers `encode` would give it."""
+    correlation = correlation_id.get()
+    messages = [encode(event, correlation) if isinstance(event, Event)
+                else Message(event.topic, event.key, event.value, encode_headers(event.topic, correlation))
+                for event in events]
     for topic, run in groupby(messages, key=lambda message: message.topic):
         run = list(run)
         if len(run) > 1 and all(message.value is not None for message in run):

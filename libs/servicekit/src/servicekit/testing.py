@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
+from contracts.codec import Message, decode
 from contracts.events import Event
 
 T = TypeVar("T")
@@ -15,8 +16,10 @@ class FakeOutbox:
     def __init__(self) -> None:
         self.emitted: list[Event] = []
 
-    async def emit(self, *events: Event) -> None:
-        self.emitted.extend(events)
+    async def emit(self, *events: Event | Message) -> None:
+        # An encoded one is decoded as its consumers would read it.
+        self.emitted.extend(event if isinstance(event, Event) else decode(event.topic, event.key, event.value)
+                            for event in events)
 
     def of(self, kind: type[Event]) -> list[Event]:
         return [event for event in self.emitted if isinstance(event, kind)]

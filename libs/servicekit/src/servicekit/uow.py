@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
+from contracts.codec import Message
 from contracts.events import Event
 from servicekit import outbox
 
@@ -26,8 +27,9 @@ class Transaction:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
 
-    async def emit(self, *events: Event) -> None:
-        """Publishes the events once, and only if, the transaction commits."""
+    async def emit(self, *events: Event | Message) -> None:
+        """Publishes the events (or messages a codec function encoded) once, and only if,
+        the transaction commits."""
         await outbox.add(self.connection, *events)
 
 

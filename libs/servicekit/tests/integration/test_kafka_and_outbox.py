@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 
 from contracts import topics
-from contracts.codec import decode, encode
+from contracts.codec import CORRELATION_HEADER, decode, encode
 from contracts.events import CampaignScheduled
 from servicekit import dlq
 from servicekit.database import SHARED_SQL, MigrationEdited, create_pool, migrate
 from servicekit.health import HEALTH
-from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics
+from servicekit.kafka import ConsumerLoop, Rejected, Subscription, Topics, correlation_id
 from servicekit.outbox import OutboxRelay, add, add_bundle, bundle
 from tests.support.kafka import committed_lag, message_count, read_all
 from tests.support.polling import eventually
@@ -302,3 +302,22 @@ async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_processed_once
         stop.set()
         await running
     assert handled == [1, 2, 13]
+
+
+async def test_an_event_added_encoded_goes_out_as_the_event_would_with_the_correlation_of_its_work(
+        database_url, kafka_bootstrap, topic_prefix, publisher):
+    await migrate(database_url, "encoded_test", SHARED_SQL)
+    pool = await create_pool(database_url, "encoded_test")
+    campaign = uuid4()
+    events = [scheduled(n, campaign) for n in range(3)]
+    token = correlation_id.set("corr-42")
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            await add(connection, encode(events[0]))  # alone: a row of its own
+            await add(connection, *(encode(event) for event in events[1:]))  # a bundle
+        records = await relayed(pool, publisher, 3, kafka_bootstrap, topic_prefix, 3)
+    finally:
+        correlation_id.reset(token)
+        await pool.close()
+    assert [decode(topics.CAMPAIGN_SCHEDULED, r.key, r.value) for r in records] == events
+    assert all(dict(r.headers)[CORRELATION_HEADER] == b"corr-42" for r in records)

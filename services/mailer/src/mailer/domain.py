@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from contracts.enums import DeliveryStatus
-from contracts.events import EmailStatus, Recipient, SendDue
+from contracts.events import Recipient
 
 
 @dataclass(frozen=True)
@@ -61,15 +61,6 @@ class Outcome:
     smtp_code: int | None = None
     smtp_message: str | None = None
     retry_at: datetime | None = None
-
-
-def email_status(send: SendDue, outcome: Outcome) -> EmailStatus:
-    """The answer to a send.due: what became of it, at its attempt."""
-    return EmailStatus(
-        send_id=send.send_id, campaign_id=send.campaign_id, run_id=send.run_id, step_index=send.step_index,
-        contact_id=send.recipient.contact_id, status=outcome.status, attempt=send.attempt,
-        smtp_code=outcome.smtp_code, smtp_message=outcome.smtp_message, retry_at=outcome.retry_at,
-    )
 
 
 @dataclass(frozen=True)

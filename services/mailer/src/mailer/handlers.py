@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from contracts.codec import Message, email_status_message
 from contracts.enums import CampaignStatus, DeliveryStatus
 from contracts.events import CampaignActivated, CampaignStatusChanged, ContactChanged, EmailTest, SendDue
 from mailer import metrics
@@ -28,7 +29,6 @@ from mailer.domain import (
     SmtpUnavailable,
     Unsent,
     classify,
-    email_status,
     is_the_servers,
     newer_consent,
     settle,
@@ -104,7 +104,7 @@ async def answer_again(uow: UnitOfWork[MailerTransaction], sends: list[SendDue])
     by_id = {send.send_id: send for send in sends}
     async with uow() as tx:
         answers = await tx.ledger.answers(list(by_id))
-        await tx.emit(*(email_status(by_id[send_id].model_copy(update={"attempt": answer.attempt}), answer.outcome)
+        await tx.emit(*(email_status(by_id[send_id], answer.outcome, answer.attempt)
                         for send_id, answer in answers.items()))
     return len(answers)
 
@@ -129,6 +129,16 @@ async def record_outcomes(uow: UnitOfWork[MailerTransaction], outcomes: list[tup
                 await tx.emit(*statuses)
 
     await persistently("database", record, retry_on=UNAVAILABLE, waits=_DATABASE_AWAY)
+
+
+def email_status(send: SendDue, outcome: Outcome, attempt: int | None = None) -> Message:
+    """The answer to a send.due (email.status, encoded): what became of it, at its attempt
+    (`attempt`, else the send's)."""
+    return email_status_message(
+        send_id=send.send_id, campaign_id=send.campaign_id, run_id=send.run_id, step_index=send.step_index,
+        contact_id=send.recipient.contact_id, status=outcome.status.value, attempt=attempt or send.attempt,
+        smtp_code=outcome.smtp_code, smtp_message=outcome.smtp_message, retry_at=outcome.retry_at,
+    )
 
 
 # Waits while the database is away with a chunk's outcomes: short, since SMTP answers are
