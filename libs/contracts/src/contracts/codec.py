@@ -81,12 +81,13 @@ def send_due_message(
     recipient as stored, the step's content serialised once per run): the emitter's hot
     path, which would otherwise parse JSON only to write it again. A unit test holds the
     two encodings to the same decoded event."""
-    head = json.dumps({
-        "event_id": str(new_event_id()), "version": 1, "occurred_at": now_utc().isoformat(),
-        "event_type": SendDue.topic, "send_id": str(send_id), "campaign_id": str(campaign_id),
-        "run_id": str(run_id), "step_index": step_index, "due_at": due_at.isoformat(), "attempt": attempt,
+    head = orjson.dumps({
+        "event_id": new_event_id(), "version": 1, "occurred_at": now_utc(), "event_type": SendDue.topic,
+        "send_id": send_id, "campaign_id": campaign_id, "run_id": run_id, "step_index": step_index,
+        "due_at": due_at, "attempt": attempt,
     })
-    value = f'{head[:-1]}, "recipient": {recipient_json}, "content": {content_json}}}'.encode()
+    value = b"".join([head[:-1], b', "recipient": ', recipient_json.encode(), b', "content": ', content_json.encode(),
+                      b"}"])
     return Message(SendDue.topic, str(contact_id).encode(), value, encode_headers(SendDue.topic, correlation_id))
 
 
