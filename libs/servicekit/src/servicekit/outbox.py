@@ -152,21 +152,21 @@ class OutboxRelay:
     async def _publish(self, messages: list[tuple[int, Message]]) -> list[tuple[int, Message, str]]:
         """Publishes the messages in order; returns those too large to publish, with why.
         Any other failure raises: the batch is tried again."""
-        refused, pending = [], []
+        refused, sendable = [], []
         for row_id, message in messages:
             size = message_size(message)
             if size > self._max_message_bytes:
                 refused.append((row_id, message, f"{size:,} bytes, over the {self._max_message_bytes:,} a message may have"))
-                continue
-            try:
-                pending.append((row_id, message, await self._publisher.send(message)))
-            except TOO_LARGE as error:  # the producer's own limit
-                refused.append((row_id, message, repr(error)))
-        outcomes = await asyncio.gather(*(delivered for _, _, delivered in pending), return_exceptions=True)
+            else:
+                sendable.append((row_id, message))
+        delivered = await self._publisher.send_many([message for _, message in sendable])
+        batches = list(dict.fromkeys(delivered))  # a future per record batch
+        outcomes = dict(zip(batches, await asyncio.gather(*batches, return_exceptions=True), strict=True))
         again = []
-        for (row_id, message, _), outcome in zip(pending, outcomes, strict=True):
+        for (row_id, message), batch in zip(sendable, delivered, strict=True):
+            outcome = outcomes[batch]
             if isinstance(outcome, TOO_LARGE):
-                again.append((row_id, message))  # refused by the broker, maybe with the smaller ones of its batch
+                again.append((row_id, message))  # refused by the producer or the broker, maybe with smaller ones of its batch
             elif isinstance(outcome, BaseException):
                 raise outcome
         for row_id, message in again:  # alone, so that only what is too large by itself is set aside
