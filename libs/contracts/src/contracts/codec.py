@@ -73,6 +73,14 @@ def encode_headers(topic: str, correlation_id: str | None) -> list[tuple[str, by
     return headers
 
 
+def _text(value: object) -> str:
+    """What orjson does not write itself: asyncpg's UUID (a subclass of uuid.UUID, which
+    orjson refuses), as its text."""
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def send_due_message(
     *, send_id: UUID, campaign_id: UUID, run_id: UUID, contact_id: UUID, step_index: int, due_at: datetime,
     attempt: int, recipient_json: str, content_json: str, correlation_id: str | None = None,
@@ -85,7 +93,7 @@ def send_due_message(
         "event_id": new_event_id(), "version": 1, "occurred_at": now_utc(), "event_type": SendDue.topic,
         "send_id": send_id, "campaign_id": campaign_id, "run_id": run_id, "step_index": step_index,
         "due_at": due_at, "attempt": attempt,
-    })
+    }, default=_text)
     value = b"".join([head[:-1], b', "recipient": ', recipient_json.encode(), b', "content": ', content_json.encode(),
                       b"}"])
     return Message(SendDue.topic, str(contact_id).encode(), value, encode_headers(SendDue.topic, correlation_id))
@@ -105,7 +113,7 @@ def email_status_message(
         "send_id": send_id, "campaign_id": campaign_id, "run_id": run_id, "step_index": step_index,
         "contact_id": contact_id, "status": status, "attempt": attempt, "smtp_code": smtp_code,
         "smtp_message": smtp_message, "retry_at": retry_at,
-    })
+    }, default=_text)
     return Message(EmailStatus.topic, str(campaign_id).encode(), value, encode_headers(EmailStatus.topic, correlation_id))
 
 

@@ -1,8 +1,9 @@
 import json
 from datetime import UTC, date, datetime, time
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from contracts.codec import CORRELATION_HEADER, UndecodableMessage, decode, encode
 from contracts.enums import CampaignStatus, DeliveryStatus
@@ -85,13 +86,14 @@ def test_a_template_that_does_not_parse_is_refused():
         EmailContent(subject="Hi {{ first_name", text="x")
 
 
-def test_the_fast_send_due_encoding_decodes_to_the_same_event():
+@pytest.mark.parametrize("ids", [UUID, PgUUID], ids=["uuid", "asyncpg-uuid"])
+def test_the_fast_send_due_encoding_decodes_to_the_same_event(ids):
     from contracts.codec import send_due_message
 
     event = next(e for e in examples() if isinstance(e, SendDue))
-    fast = send_due_message(
-        send_id=event.send_id, campaign_id=event.campaign_id, run_id=event.run_id,
-        contact_id=event.recipient.contact_id, step_index=event.step_index, due_at=event.due_at,
+    fast = send_due_message(  # the scheduler hands it ids as asyncpg reads them
+        send_id=ids(str(event.send_id)), campaign_id=ids(str(event.campaign_id)), run_id=ids(str(event.run_id)),
+        contact_id=ids(str(event.recipient.contact_id)), step_index=event.step_index, due_at=event.due_at,
         attempt=event.attempt, recipient_json=event.recipient.model_dump_json(),
         content_json=event.content.model_dump_json(), correlation_id="corr-1",
     )
@@ -112,8 +114,8 @@ def test_the_fast_email_status_encoding_decodes_to_the_same_event(status, code, 
     event = EmailStatus(send_id=uuid4(), campaign_id=uuid4(), run_id=uuid4(), step_index=2, contact_id=uuid4(),
                         status=status, attempt=3, smtp_code=code, smtp_message=text, retry_at=retry_at)
     fast = email_status_message(
-        send_id=event.send_id, campaign_id=event.campaign_id, run_id=event.run_id, step_index=event.step_index,
-        contact_id=event.contact_id, status=status.value, attempt=event.attempt, smtp_code=code, smtp_message=text,
+        send_id=event.send_id, campaign_id=event.campaign_id, run_id=PgUUID(str(event.run_id)),
+        step_index=event.step_index, contact_id=event.contact_id, status=status.value, attempt=event.attempt, smtp_code=code, smtp_message=text,
         retry_at=retry_at, correlation_id="corr-1",
     )
     slow = encode(event, correlation_id="corr-1")
