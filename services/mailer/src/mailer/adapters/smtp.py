@@ -26,6 +26,9 @@ class SmtpPool:
         self._idle: list[SmtpConnection] = [SmtpConnection(self._client(), settings.smtp_timeout_seconds, self)
                                             for _ in range(settings.smtp_connections)]
         self._waiting: deque[asyncio.Future[SmtpConnection]] = deque()
+        # The loop keeps only weak references to tasks: one nobody holds may be collected
+        # before it ends, and its message never written.
+        self._writing: set[asyncio.Task] = set()
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -78,7 +81,9 @@ class SmtpPool:
                 return
         self._idle.append(connection)
         if connection.carries:  # handed on, but its taker was cancelled: the message goes alone
-            asyncio.ensure_future(self._write_carried(connection))
+            writing = asyncio.ensure_future(self._write_carried(connection))
+            self._writing.add(writing)
+            writing.add_done_callback(self._writing.discard)
 
     async def _write_carried(self, connection: "SmtpConnection") -> None:
         if connection in self._idle:
