@@ -53,6 +53,24 @@ async def test_topics_carry_min_insync_replicas_and_replication_factor_of_their_
     assert configs["cleanup.policy"][0] == "compact"
 
 
+async def test_every_topic_made_is_served_by_the_broker_when_ensure_topics_returns(kafka_bootstrap):
+    # With KRaft the controller answers CreateTopics before the broker's metadata holds the
+    # topics; a service started right after would meet UNKNOWN_TOPIC_OR_PARTITION (CI, stop 21).
+    for _ in range(3):
+        names = Topics(prefix())
+        made = await ensure_topics(kafka_bootstrap, names.prefix, replication_factor=1, min_insync_replicas=1)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in made]
+            )
+            unknown = [name for error, _, _, name, *_ in response.resources if error != 0]
+        finally:
+            await admin.close()
+        assert len(made) == len(response.resources) and not unknown, unknown
+
+
 async def test_more_replicas_than_brokers_is_refused_naming_the_setting(kafka_bootstrap):
     with pytest.raises(RuntimeError, match="KAFKA_REPLICATION_FACTOR"):
         await ensure_topics(kafka_bootstrap, prefix(), replication_factor=2, min_insync_replicas=1)

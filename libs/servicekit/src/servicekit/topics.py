@@ -55,9 +55,26 @@ async def ensure_topics(
                 raise RuntimeError(f"cannot create topic {topic}: error {code} {rest}")
             if code == 0:
                 created.append(topic)
+        await asyncio.wait_for(_served(admin, [topic.name for topic in new]), timeout)
         return created
     finally:
         await admin.close()
+
+
+async def _served(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Waits until the broker's metadata holds every topic with a leader for each partition.
+
+    Under KRaft the controller answers CreateTopics before the brokers have the topics, and a
+    producer or a DescribeConfigs sent at once gets UNKNOWN_TOPIC_OR_PARTITION.
+    """
+    while True:
+        described = await admin.describe_topics(names)
+        if all(
+            topic["error_code"] == 0 and topic["partitions"] and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in described
+        ) and len(described) == len(names):
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _start(admin: AIOKafkaAdminClient) -> None:
