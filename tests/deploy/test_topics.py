@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,19 +22,25 @@ pytestmark = pytest.mark.integration
 TOPIC_CONFIG_SET_ON_THE_TOPIC = 1  # DescribeConfigs' config source DYNAMIC_TOPIC_CONFIG
 
 
-async def described(kafka_bootstrap: str, topic: str) -> tuple[dict[str, tuple[str, int]], list[int]]:
-    """The topic's configs ({name: (value, source)}) and each partition's count of replicas."""
+@asynccontextmanager
+async def admin_of(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def described(kafka_bootstrap: str, topic: str) -> tuple[dict[str, tuple[str, int]], list[int]]:
+    """The topic's configs ({name: (value, source)}) and each partition's count of replicas."""
+    async with admin_of(kafka_bootstrap) as admin:
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
         [(error, message, _, _, entries)] = response.resources
         assert error == 0, message
         configs = {name: (value, source) for name, value, _read_only, source, *_ in entries}
         [metadata] = await admin.describe_topics([topic])
         return configs, [len(partition["replicas"]) for partition in metadata["partitions"]]
-    finally:
-        await admin.close()
 
 
 def prefix() -> str:
@@ -59,15 +67,9 @@ async def test_every_topic_made_is_served_by_the_broker_when_ensure_topics_retur
     for _ in range(3):
         names = Topics(prefix())
         made = await ensure_topics(kafka_bootstrap, names.prefix, replication_factor=1, min_insync_replicas=1)
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            [response] = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in made]
-            )
-            unknown = [name for error, _, _, name, *_ in response.resources if error != 0]
-        finally:
-            await admin.close()
+        async with admin_of(kafka_bootstrap) as admin:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in made])
+        unknown = [name for error, _, _, name, *_ in response.resources if error != 0]
         assert len(made) == len(response.resources) and not unknown, unknown
 
 

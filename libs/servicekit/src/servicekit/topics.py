@@ -55,26 +55,33 @@ async def ensure_topics(
                 raise RuntimeError(f"cannot create topic {topic}: error {code} {rest}")
             if code == 0:
                 created.append(topic)
-        await asyncio.wait_for(_served(admin, [topic.name for topic in new]), timeout)
+        await _served(admin, [topic.name for topic in new], timeout)
         return created
     finally:
         await admin.close()
 
 
-async def _served(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+async def _served(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
     """Waits until the broker's metadata holds every topic with a leader for each partition.
 
     Under KRaft the controller answers CreateTopics before the brokers have the topics, and a
     producer or a DescribeConfigs sent at once gets UNKNOWN_TOPIC_OR_PARTITION.
     """
-    while True:
-        described = await admin.describe_topics(names)
-        if all(
-            topic["error_code"] == 0 and topic["partitions"] and all(p["leader"] >= 0 for p in topic["partitions"])
-            for topic in described
-        ) and len(described) == len(names):
-            return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while unserved := _unserved(await admin.describe_topics(names), names):
+        if loop.time() >= deadline:
+            raise RuntimeError(f"the broker does not serve {', '.join(unserved)} after {timeout:g} s "
+                               "(unknown to it, or a partition without a leader)")
         await asyncio.sleep(0.05)
+
+
+def _unserved(described: list[dict], names: list[str]) -> list[str]:
+    served = {
+        topic["topic"] for topic in described
+        if topic["error_code"] == 0 and topic["partitions"] and all(p["leader"] >= 0 for p in topic["partitions"])
+    }
+    return [name for name in names if name not in served]
 
 
 async def _start(admin: AIOKafkaAdminClient) -> None:
