@@ -36,6 +36,7 @@ class Tables:
         self.states: dict[UUID, dict[str, Any]] = {}  # campaign -> {state, status_seq}
         self.sends: dict[UUID, dict[str, Any]] = {}
         self.statistics_refreshed = 0
+        self.uncommitted_sends = 0  # stored in the open unit of work: ANALYZE must wait for its commit
         self.runs_loaded = 0
 
     def send_states(self) -> dict[str, int]:
@@ -134,9 +135,13 @@ class FakeSends:
                 "send_id": s.send_id, "run_id": s.run_id, "campaign_id": s.campaign_id, "contact_id": s.contact_id,
                 "step_index": s.step_index, "due_at": s.due_at, "attempt": 1, "state": "pending", "emitted_at": None,
             }
+        self._t.uncommitted_sends += len(fresh)
         return len(fresh)
 
     async def refresh_statistics(self) -> None:
+        # Inside the batch's transaction it would hold back the commit, and with it the
+        # first email: ANALYZE takes 0.7 s on a million earlier sends.
+        assert not self._t.uncommitted_sends, "statistics refreshed before the sends were committed"
         self._t.statistics_refreshed += 1
 
     async def cancel_pending(self, campaign_id: UUID) -> int:
@@ -224,6 +229,7 @@ def _once_each(answers: Iterable[tuple]) -> None:
 
 class FakeTransaction:
     def __init__(self, tables: Tables) -> None:
+        self.tables = tables
         self.runs = FakeRuns(tables)
         self.batches = FakeBatches(tables)
         self.recipients = FakeRecipients(tables)
@@ -244,7 +250,10 @@ class LockingUnitOfWork(FakeUnitOfWork[FakeTransaction]):
     async def __call__(self, *locks: str, shared: bool = False) -> AsyncIterator[FakeTransaction]:
         self.modes.append((locks, shared))
         async with super().__call__(*locks, shared=shared) as tx:
-            yield tx
+            try:
+                yield tx
+            finally:
+                tx.tables.uncommitted_sends = 0
 
 
 class FakePublisher:

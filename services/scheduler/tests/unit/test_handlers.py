@@ -98,8 +98,21 @@ async def test_activation_plans_the_recipients_that_waited_for_it_under_the_runs
     assert {s["step_index"] for s in scheduler.tables.sends.values()} == {0, 2}
     assert scheduler.tables.runs[run.run_id]["sends"] == 6
     assert all(row["planned"] for row in scheduler.tables.recipients.values())
-    assert scheduler.uow.modes == [((f"run:{run.run_id}",), True), ((f"run:{run.run_id}",), False)]
+    run_lock = (f"run:{run.run_id}",)
+    assert scheduler.uow.modes == [(run_lock, True), (run_lock, False), ((), False)], "statistics after the commit"
     assert scheduler.tables.statistics_refreshed == 1, "after planning (a batch without its run plans nothing)"
+
+
+async def test_statistics_are_refreshed_once_the_first_and_the_last_batch_are_committed():
+    scheduler = Scheduler()
+    run = activation(scheduler)
+    await record_activation(run, scheduler.uow)
+    assert scheduler.tables.statistics_refreshed == 0, "nothing planned yet"
+    for batch_no in range(3):
+        await record_recipients(batch(run, batch_no, 2, is_last=batch_no == 2), scheduler.uow)
+    # The fake refuses a refresh in the unit of work that stored sends (it would hold back
+    # their commit, and the first email with it).
+    assert scheduler.tables.statistics_refreshed == 2, "after batch 0 and after the last"
 
 
 async def test_a_second_email_waits_for_the_wait_step():
@@ -242,7 +255,7 @@ async def test_a_deferral_without_a_retry_time_changes_nothing():
     [send] = await emitted(scheduler, 1)
     await record_outcomes([outcome(send, DeliveryStatus.DEFERRED)], scheduler.uow)
     assert scheduler.tables.send_states() == {"emitted": 1}
-    assert len(scheduler.uow.locks) == 3, "two to schedule, one to emit: none for the answer"
+    assert len(scheduler.uow.locks) == 4, "two to schedule, one for statistics, one to emit: none for the answer"
 
 
 # The due-poller
