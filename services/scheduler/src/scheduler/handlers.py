@@ -78,7 +78,9 @@ async def record_recipients(event: SegmentEvaluated, uow: Scheduler) -> None:
 async def _refresh_statistics(uow: Scheduler) -> None:
     """After a run's first and last batch, so that the claim walks the due index (see
     migrations/0002). In a transaction of its own: ANALYZE takes 0.7 s on a million earlier
-    sends, and inside the batch's it held back the commit and with it the first email."""
+    sends, and inside the batch's it held back the commit and with it the first email.
+    Should it fail after that commit, the message tried again finds its batch recorded
+    and refreshes nothing: autovacuum's analyse (after 1% of sends changed) catches up."""
     async with uow() as tx:
         await tx.sends.refresh_statistics()
 
